@@ -1,0 +1,45 @@
+# tokdrop front door: deps, build, test, demo, bench, install.
+# Site settings live in Makefile.inc.
+include Makefile.inc
+
+CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(CC) \
+	-DTD_MARCH=$(MARCH) -DTD_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) \
+	-DTD_SANITIZE=$(if $(filter 1,$(SANITIZE)),ON,OFF) \
+	-DTD_DEFAULT_THREADS=$(DEFAULT_THREADS) \
+	-DTD_OPENBLAS_CORETYPE_POLICY=$(OPENBLAS_CORETYPE_POLICY) \
+	-DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+	$(if $(MPI_HOME),-DMPI_HOME=$(MPI_HOME)) $(if $(HDF5_ROOT),-DHDF5_ROOT=$(HDF5_ROOT))
+
+.PHONY: all deps configure build test demo bench install clean
+
+all: build
+
+deps:
+	@cluster/deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
+
+configure:
+	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
+
+build: $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $$(nproc)
+
+test: deps
+	$(MAKE) configure build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $$(nproc) --timeout 600
+
+demo: deps
+	$(MAKE) configure build
+	cluster/demo.sh $(BUILD_DIR)
+
+bench: deps
+	$(MAKE) configure build
+	bench/run.sh $(BUILD_DIR)
+
+install: build
+	cmake --install $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR)

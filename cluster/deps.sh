@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian packages tokdrop needs when run as root; otherwise
+# names the missing ones (and the `module load` names a cluster would use)
+# and exits non-zero.
+set -u
+PKGS="cmake gcc make pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
+libyaml-dev libcmocka-dev zlib1g-dev python3-torch python3-h5py python3-numpy python3.11-doc gnuplot-nox"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" = 0 ]; then
+    echo "deps: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null || { echo "deps: apt-get update failed" >&2; exit 1; }
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing >/dev/null ||
+        { echo "deps: apt-get install failed for:$missing" >&2; exit 1; }
+    exit 0
+fi
+
+cat >&2 <<MSG
+deps: missing Debian packages:$missing
+  install them with:  sudo apt-get install$missing
+  on a cluster with environment modules, the usual equivalents are:
+    module load cmake gcc openmpi openblas hdf5 libyaml
+  (python3-torch, python3-h5py and python3-numpy are only needed by the
+  cross-check tests against a PyTorch reference; cmocka by the tests.)
+MSG
+exit 1

@@ -1,0 +1,133 @@
+/* The experiment configuration (SPEC section 8): defaults, YAML loading with
+ * file:line errors, `--set key.path=value` overrides, validation, and the
+ * resolved config written back as YAML. */
+#ifndef TOKDROP_CONFIG_H
+#define TOKDROP_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tokdrop/error.h"
+
+#define TD_PATH_LEN 4096
+#define TD_TOKEN_LIST_MAX 64
+#define TD_TOKEN_TEXT_LEN 64
+
+typedef enum { TD_ACT_GELU = 0, TD_ACT_GELU_TANH } td_act;
+typedef enum { TD_IMPORTANCE_LOSS = 0, TD_IMPORTANCE_FREQUENCY, TD_IMPORTANCE_RANDOM } td_importance;
+typedef enum { TD_MASKING_STATIC = 0, TD_MASKING_DYNAMIC } td_masking;
+typedef enum { TD_OPTIM_LAMB = 0, TD_OPTIM_ADAMW } td_optim_kind;
+
+/* An allow/deny entry: a token string resolved through the vocabulary, or,
+ * when the YAML gave a plain integer, a token id (id >= 0, text empty). */
+typedef struct {
+    char text[TD_TOKEN_TEXT_LEN];
+    int64_t id; /* -1 when given as text */
+} td_token_ref;
+
+typedef struct {
+    char vocab[TD_PATH_LEN];
+    int64_t vocab_size;
+    int64_t hidden;
+    int64_t layers;
+    int64_t heads;
+    int64_t intermediate;
+    int64_t max_position;
+    int64_t type_vocab;
+    td_act hidden_act;
+    double hidden_dropout;
+    double attention_dropout;
+    double initializer_range;
+    char init[TD_PATH_LEN];
+} td_model_config;
+
+typedef struct {
+    bool enabled;
+    int64_t keep;        /* 0 = seq_len / 2 (resolved by td_config_resolve) */
+    int64_t first_layer; /* -1 = layers / 2 - 1 (resolved) */
+    td_importance importance;
+    double loss_init;
+    double loss_beta;
+    td_token_ref allow[TD_TOKEN_LIST_MAX];
+    int n_allow;
+    td_token_ref deny[TD_TOKEN_LIST_MAX];
+    int n_deny;
+} td_drop_config;
+
+typedef struct {
+    char train[TD_PATH_LEN];
+    char eval[TD_PATH_LEN];
+    int64_t seq_len;
+    int64_t max_pred;
+    td_masking masking;
+} td_data_config;
+
+typedef struct {
+    int64_t steps;
+    int64_t micro_batch;
+    int64_t accumulation;
+    uint64_t seed;
+    int64_t threads;
+} td_train_config;
+
+typedef struct {
+    td_optim_kind name;
+    double lr;
+    double end_lr;
+    int64_t warmup_steps;
+    double power;
+    double beta1;
+    double beta2;
+    double eps;
+    double weight_decay;
+    double max_grad_norm;
+} td_optim_config;
+
+typedef struct {
+    char dir[TD_PATH_LEN];
+    int64_t log_every;
+    int64_t eval_every;
+    int64_t eval_batches;
+    int64_t checkpoint_every;
+    int64_t keep_checkpoints;
+} td_run_config;
+
+typedef struct {
+    td_model_config model;
+    td_drop_config token_drop;
+    td_data_config data;
+    td_train_config train;
+    td_optim_config optimizer;
+    td_run_config run;
+} td_config;
+
+/* Fills cfg with the defaults of SPEC section 8. */
+void td_config_defaults(td_config *cfg);
+
+/* Applies the keys of the YAML file at path on top of what cfg holds. An
+ * unknown key, a wrong type or an unparsable value is TD_ERR_CONFIG with a
+ * message "path:line: key a.b: expected ..., got ...". */
+td_status td_config_load(td_config *cfg, const char *path, td_error *err);
+
+/* Applies one override "a.b=value" (value parsed as a YAML scalar or flow
+ * sequence, e.g. token_drop.allow=[CLS],[SEP] or ["[CLS]","[SEP]"]). */
+td_status td_config_set(td_config *cfg, const char *assignment, td_error *err);
+
+/* Replaces the "auto" values (keep 0, first_layer -1) by what they mean. */
+void td_config_resolve(td_config *cfg);
+
+/* Range and consistency checks of a resolved config: heads divide hidden,
+ * keep in [1, seq_len], first_layer in [0, layers-2] when dropping, positive
+ * sizes, probabilities in [0,1), ... The message names the key. */
+td_status td_config_validate(const td_config *cfg, td_error *err);
+
+/* The config as YAML text that td_config_load reads back to the same values;
+ * malloc'd, the caller frees. */
+char *td_config_to_yaml(const td_config *cfg);
+
+const char *td_act_str(td_act act);
+const char *td_importance_str(td_importance importance);
+const char *td_masking_str(td_masking masking);
+const char *td_optim_kind_str(td_optim_kind kind);
+
+#endif

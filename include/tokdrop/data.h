@@ -1,0 +1,78 @@
+/* Training data (SPEC section 5): NVIDIA-format HDF5 shards, rank ownership
+ * of shard files, a per-epoch shuffle of each rank's sample stream, batching,
+ * and dynamic masking. The batch layout is what model.h consumes. */
+#ifndef TOKDROP_DATA_H
+#define TOKDROP_DATA_H
+
+#include <stdint.h>
+
+#include "tokdrop/error.h"
+
+/* One micro-batch of B sequences of length T (size letters as in model.h). */
+typedef struct {
+    int64_t B, T, max_pred;
+    int32_t *input_ids;     /* (B, T) */
+    int32_t *input_mask;    /* (B, T) 1 = real token, 0 = padding */
+    int32_t *segment_ids;   /* (B, T) */
+    int32_t *mlm_positions; /* (B, max_pred) */
+    int32_t *mlm_ids;       /* (B, max_pred) label token ids */
+    float *mlm_weights;     /* (B, max_pred) 1 for real predictions, 0 for padding */
+    int32_t *nsp_labels;    /* (B) 1 = random next sentence */
+    int64_t *sample_ids;    /* (B) global index of the sample in the dataset:
+                               files in sorted glob order, rows in file order */
+} td_batch;
+
+/* Allocates the arrays of a batch of the given sizes (zeroed). */
+void td_batch_init(td_batch *batch, int64_t B, int64_t T, int64_t max_pred);
+void td_batch_free(td_batch *batch);
+
+/* Number of predictions with weight 1 in the batch. */
+int64_t td_batch_count_masked(const td_batch *batch);
+
+typedef struct {
+    int64_t seq_len;
+    int64_t max_pred;
+    int64_t vocab_size;
+    int rank, n_ranks;
+    uint64_t seed;
+    int dynamic_masking;  /* mask at read time: 15%, 80/10/10, from the RNG */
+    /* token ids needed by dynamic masking; ignored otherwise */
+    int32_t mask_id, cls_id, sep_id, pad_id;
+} td_data_options;
+
+typedef struct td_data td_data; /* opaque reader of one rank's sample stream */
+
+/* Opens the shard files matching glob_pattern (sorted by name), keeps those
+ * this rank owns (file i belongs to rank i % n_ranks; with fewer files than
+ * ranks, every rank opens all files and takes samples j % n_ranks == rank),
+ * and checks every dataset's presence, rank, shape and integer type. An
+ * error names the file and dataset and says what was expected. */
+td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_options *opt,
+                       td_error *err);
+
+/* Fills batch->B samples from the stream, in this epoch's shuffled order,
+ * moving to the next epoch (new shuffle) when the rank's samples run out.
+ * Checks ids < vocab_size and names the file on a violation. */
+td_status td_data_next(td_data *data, td_batch *batch, td_error *err);
+
+/* The stream position, for checkpoints: (epoch, index in the epoch's order). */
+typedef struct {
+    int64_t epoch;
+    int64_t index;
+} td_data_cursor;
+td_data_cursor td_data_get_cursor(const td_data *data);
+void td_data_set_cursor(td_data *data, td_data_cursor cursor);
+
+/* Samples this rank reads per epoch, and in the whole dataset (all files). */
+int64_t td_data_rank_samples(const td_data *data);
+int64_t td_data_total_samples(const td_data *data);
+
+/* Sum of the `token_counts [V]` datasets of ALL shard files matching the
+ * glob (so every rank gets the same counts). Files without the dataset are
+ * an error naming the file (frequency importance needs it). counts is (V). */
+td_status td_data_token_counts(const char *glob_pattern, int64_t vocab_size, int64_t *counts,
+                               td_error *err);
+
+void td_data_free(td_data *data);
+
+#endif

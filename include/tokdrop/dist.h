@@ -1,0 +1,34 @@
+/* MPI data parallelism: ranks, collectives, and errors that take the whole
+ * job down. All distributed state travels in a td_dist; one rank is P = 1. */
+#ifndef TOKDROP_DIST_H
+#define TOKDROP_DIST_H
+
+#include <mpi.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tokdrop/error.h"
+
+typedef struct {
+    int rank;
+    int size;
+    MPI_Comm comm;
+} td_dist;
+
+/* MPI_Init (if not already initialized) and the world communicator. */
+td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err);
+void td_dist_finalize(td_dist *dist);
+
+/* In-place sums over all ranks; counts are elements. */
+void td_dist_allreduce_f32(const td_dist *dist, float *buf, int64_t n_elems);
+void td_dist_allreduce_f64(const td_dist *dist, double *buf, int64_t n_elems);
+void td_dist_allreduce_i64(const td_dist *dist, int64_t *buf, int64_t n_elems);
+
+/* Collective: true when any rank passes failed = true. Lets every rank stop
+ * together after a local error instead of waiting in a later collective. */
+bool td_dist_any_failed(const td_dist *dist, bool failed);
+
+/* Prints the message with the rank and aborts every rank. */
+_Noreturn void td_dist_abort(const td_dist *dist, const char *msg);
+
+#endif

@@ -1,0 +1,85 @@
+/* MPI wrappers. Large buffers are reduced in chunks below INT_MAX elements
+ * because MPI counts are int. */
+#include "tokdrop/dist.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TD_MPI_CHECK(call) \
+    do { \
+        int rc_ = (call); \
+        if (rc_ != MPI_SUCCESS) { \
+            char s_[MPI_MAX_ERROR_STRING]; \
+            int n_ = 0; \
+            MPI_Error_string(rc_, s_, &n_); \
+            fprintf(stderr, "tokdrop: %s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, s_); \
+            MPI_Abort(MPI_COMM_WORLD, 71); \
+        } \
+    } while (0)
+
+td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err)
+{
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized && MPI_Init(argc, argv) != MPI_SUCCESS)
+        return td_error_set(err, TD_ERR_MPI, "MPI_Init failed");
+    dist->comm = MPI_COMM_WORLD;
+    /* Errors come back as codes, which TD_MPI_CHECK turns into a message
+     * with the call site before aborting every rank. */
+    MPI_Comm_set_errhandler(dist->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(dist->comm, &dist->rank);
+    MPI_Comm_size(dist->comm, &dist->size);
+    return TD_OK;
+}
+
+void td_dist_finalize(td_dist *dist)
+{
+    (void)dist;
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+}
+
+static void allreduce(const td_dist *dist, void *buf, int64_t n_elems, MPI_Datatype type,
+                      size_t elem_bytes)
+{
+    if (dist->size == 1) return;
+    char *p = buf;
+    while (n_elems > 0) {
+        int n = n_elems > INT_MAX / 2 ? INT_MAX / 2 : (int)n_elems;
+        TD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, n, type, MPI_SUM, dist->comm));
+        p += (size_t)n * elem_bytes;
+        n_elems -= n;
+    }
+}
+
+void td_dist_allreduce_f32(const td_dist *dist, float *buf, int64_t n_elems)
+{
+    allreduce(dist, buf, n_elems, MPI_FLOAT, sizeof(float));
+}
+
+void td_dist_allreduce_f64(const td_dist *dist, double *buf, int64_t n_elems)
+{
+    allreduce(dist, buf, n_elems, MPI_DOUBLE, sizeof(double));
+}
+
+void td_dist_allreduce_i64(const td_dist *dist, int64_t *buf, int64_t n_elems)
+{
+    allreduce(dist, buf, n_elems, MPI_INT64_T, sizeof(int64_t));
+}
+
+bool td_dist_any_failed(const td_dist *dist, bool failed)
+{
+    int local = failed ? 1 : 0, any = local;
+    if (dist->size > 1) TD_MPI_CHECK(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, dist->comm));
+    return any != 0;
+}
+
+_Noreturn void td_dist_abort(const td_dist *dist, const char *msg)
+{
+    fprintf(stderr, "tokdrop: rank %d: %s\n", dist->rank, msg);
+    fflush(stderr);
+    MPI_Abort(dist->comm, 1);
+    exit(1);
+}

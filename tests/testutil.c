@@ -1,0 +1,36 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "tokdrop/rng.h"
+
+void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed)
+{
+    uint64_t key = td_rng_key(seed, 0, 0, 999);
+    for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * td_rng_uniform(key, (uint64_t)i);
+}
+
+double tu_max_rel_err(const float *a, const float *b, int64_t n, double floor)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        double s = fabs((double)b[i]);
+        double r = d / (s > floor ? s : floor);
+        if (!(r <= worst)) worst = r; /* NaN propagates as the worst */
+    }
+    return worst;
+}
+
+const char *tu_tmpdir(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", TD_TEST_TMPDIR, name);
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", path, path);
+    if (system(cmd) != 0) fail_msg("cannot create %s", path);
+    return path;
+}
