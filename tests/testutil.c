@@ -29,7 +29,7 @@ const char *tu_tmpdir(const char *name)
 {
     static char path[4096];
     snprintf(path, sizeof(path), "%s/%s", TD_TEST_TMPDIR, name);
-    char cmd[4200];
+    char cmd[8400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", path, path);
     if (system(cmd) != 0) fail_msg("cannot create %s", path);
     return path;

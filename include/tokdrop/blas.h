@@ -1,0 +1,20 @@
+/* The BLAS as a run-time resource: how many threads it uses, and which
+ * OpenBLAS kernels it picked for this CPU. */
+#ifndef TOKDROP_BLAS_H
+#define TOKDROP_BLAS_H
+
+#include <stdbool.h>
+
+/* Threads for OpenBLAS and for tokdrop's own OpenMP loops. */
+void td_blas_set_threads(int n_threads);
+
+/* OpenBLAS's name for the kernels it uses ("SkylakeX", "Haswell", ...). */
+const char *td_blas_corename(void);
+
+/* The OPENBLAS_CORETYPE that would give faster kernels on this CPU than the
+ * ones OpenBLAS picked by itself (older OpenBLAS releases do not recognize
+ * recent Xeons and fall back to AVX2 kernels), or NULL when OpenBLAS chose
+ * well, the user set OPENBLAS_CORETYPE, or we already restarted once. */
+const char *td_blas_better_coretype(void);
+
+#endif

@@ -1,0 +1,53 @@
+/* Token dropping (SPEC section 2): the importance table, per-sequence
+ * selection of the kept positions, and the EMA update from the step's
+ * masked-LM losses. The layer schedule itself lives in model.c. */
+#ifndef TOKDROP_DROP_H
+#define TOKDROP_DROP_H
+
+#include <stdint.h>
+
+#include "tokdrop/config.h"
+#include "tokdrop/data.h"
+#include "tokdrop/error.h"
+#include "tokdrop/vocab.h"
+
+#define TD_DROP_ALLOW_SCORE 1e4f
+#define TD_DROP_DENY_SCORE (-1e4f)
+
+typedef enum { TD_PIN_NONE = 0, TD_PIN_ALLOW = 1, TD_PIN_DENY = 2 } td_pin;
+
+typedef struct {
+    int64_t V;
+    td_importance kind;
+    double beta;
+    uint64_t seed;
+    float *imp;      /* (V) importance of each vocabulary id */
+    uint8_t *pinned; /* (V) td_pin: allow and deny ids never change */
+    double *stats;   /* (2V) this step's per-id CE sums, then counts; summed over
+                        ranks by one allreduce before td_drop_update */
+} td_drop;
+
+/* Builds the table: loss_init everywhere, +1e4 allow, -1e4 deny (deny wins).
+ * Token strings are resolved through vocab (may be NULL only when every
+ * entry is an id); an unknown token or id out of range is an error. */
+td_status td_drop_init(td_drop *drop, const td_drop_config *cfg, int64_t V, const td_vocab *vocab,
+                       uint64_t seed, td_error *err);
+void td_drop_free(td_drop *drop);
+
+/* importance: frequency: imp[y] = -log(max(count_y, 1)) for unpinned ids. */
+void td_drop_set_frequency(td_drop *drop, const int64_t *counts);
+
+/* kept (B, K): per sequence the K highest-scoring positions in ascending
+ * order; score = imp[id], or a uniform draw for importance: random (pinned
+ * ids keep their +-1e4); padding scores below everything; ties go to the
+ * lower position. */
+void td_drop_select(const td_drop *drop, int32_t *kept, const td_batch *batch, int64_t K,
+                    uint64_t step);
+
+void td_drop_stats_clear(td_drop *drop);
+/* Adds the batch's weighted predictions: pred_loss (B, max_pred). */
+void td_drop_stats_add(td_drop *drop, const td_batch *batch, const float *pred_loss);
+/* imp[y] = beta imp[y] + (1 - beta) mean_y for every unpinned y seen. */
+void td_drop_update(td_drop *drop);
+
+#endif

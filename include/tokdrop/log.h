@@ -1,0 +1,26 @@
+/* What a run tells its user: human lines on stderr from rank 0, and the
+ * machine-readable metrics.jsonl / eval.jsonl in the run directory. */
+#ifndef TOKDROP_LOG_H
+#define TOKDROP_LOG_H
+
+#include <stdio.h>
+
+#include "tokdrop/dist.h"
+
+/* printf to stderr, prefixed "tokdrop: ", from rank 0 only. */
+void td_log(const td_dist *dist, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A JSON-lines file opened for appending (rank 0 only; NULL elsewhere). */
+typedef struct {
+    FILE *f;
+    int n_fields;
+} td_jsonl;
+
+td_status td_jsonl_open(td_jsonl *j, const td_dist *dist, const char *path, td_error *err);
+void td_jsonl_begin(td_jsonl *j);
+void td_jsonl_int(td_jsonl *j, const char *key, long long value);
+void td_jsonl_num(td_jsonl *j, const char *key, double value);
+void td_jsonl_end(td_jsonl *j); /* writes the line and flushes */
+void td_jsonl_close(td_jsonl *j);
+
+#endif

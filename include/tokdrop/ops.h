@@ -1,0 +1,100 @@
+/* Kernels of BERT, each a _forward/_backward pair: outputs first, const
+ * inputs after, sizes last. Every backward ACCUMULATES (+=) into every
+ * gradient it writes, parameter or activation; the caller zeroes gradient
+ * buffers once. Matrices are row-major. Size letters:
+ *   N rows (tokens), C channels, B sequences, Tq query rows and Tk key rows
+ *   per sequence, A heads, D head size, V vocabulary. */
+#ifndef TOKDROP_OPS_H
+#define TOKDROP_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tokdrop/config.h"
+
+/* C = alpha op(A) op(B) + beta C, with op(X) = X or X^T; op(A) is M x K,
+ * op(B) is K x N, C is M x N; leading dimensions as in row-major CBLAS.
+ * The only place in tokdrop that calls cblas_*. */
+void td_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+             int64_t ldc);
+/* The same product by three plain loops, in double: the reference for tests. */
+void td_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                 int64_t ldc);
+
+/* out (N, OUT) = in (N, IN) w^T + b, with w (OUT, IN) as Hugging Face stores it. */
+void td_linear_forward(float *out, const float *in, const float *w, const float *b, int64_t N,
+                       int64_t IN, int64_t OUT);
+/* din (N, IN) += dout w; dw (OUT, IN) += dout^T in; db (OUT) += sum of dout rows.
+ * din may be NULL (no input gradient wanted). */
+void td_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int64_t N, int64_t IN, int64_t OUT);
+
+/* out = LN(in) w + b over the last dimension (eps as given); mean and rstd
+ * (N) are kept for the backward. */
+void td_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
+                          const float *b, int64_t N, int64_t C, float eps);
+void td_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *mean, const float *rstd, const float *w, int64_t N,
+                           int64_t C);
+
+/* GELU, exact (erf) or the tanh approximation, elementwise over n values. */
+void td_gelu_forward(float *out, const float *in, int64_t n_elems, td_act act);
+void td_gelu_backward(float *din, const float *dout, const float *in, int64_t n_elems, td_act act);
+
+/* tanh, elementwise; the backward uses the output. */
+void td_tanh_forward(float *out, const float *in, int64_t n_elems);
+void td_tanh_backward(float *din, const float *dout, const float *out, int64_t n_elems);
+
+/* Where the random numbers of a dropout come from (SPEC section 4): stream
+ * td_rng_key(seed, step, sample_ids[b], site), and inside it a counter from
+ * the ORIGINAL positions of the rows, so that processing a subset of a
+ * sequence's tokens draws the same mask for them as the full sequence. */
+typedef struct {
+    float p;                   /* drop probability; 0 = identity */
+    uint64_t seed, step, site;
+    const int64_t *sample_ids; /* (B) */
+    const int32_t *rows_pos;   /* (B, Tq) original position of each row; NULL = row index */
+    const int32_t *keys_pos;   /* (B, Tk) for attention dropout; NULL = key index */
+    int64_t T_full;            /* positions per sequence, for counter strides */
+} td_dropout_ctx;
+
+/* out (B, Tq, C) = in * keep / (1 - p); out may equal in. */
+void td_dropout_forward(float *out, const float *in, const td_dropout_ctx *ctx, int64_t B,
+                        int64_t Tq, int64_t C);
+/* din += dout * keep / (1 - p), the same mask regenerated. */
+void td_dropout_backward(float *din, const float *dout, const td_dropout_ctx *ctx, int64_t B,
+                         int64_t Tq, int64_t C);
+
+/* Multi-head scaled dot-product attention, one sequence b at a time:
+ *   S = Q K^T / sqrt(D) + key_bias[b], P = softmax(S), Pd = dropout(P), ctx = Pd V
+ * q (B, Tq, A*D), k and v (B, Tk, A*D), key_bias (B, Tk) additive (0 or -10000),
+ * p and pd (B, A, Tq, Tk); pd may equal p when attention dropout is 0. */
+void td_attention_forward(float *ctx, float *p, float *pd, const float *q, const float *k,
+                          const float *v, const float *key_bias, const td_dropout_ctx *drop,
+                          int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D);
+/* dq, dk, dv += gradients from dctx; scratch holds Tq * Tk floats. */
+void td_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dctx,
+                           const float *p, const float *pd, const float *q, const float *k,
+                           const float *v, const td_dropout_ctx *drop, int64_t B, int64_t Tq,
+                           int64_t Tk, int64_t A, int64_t D);
+
+/* out (B*T, C) = word[ids] + pos[t] + type[segments]. */
+void td_embeddings_forward(float *out, const int32_t *ids, const int32_t *segments,
+                           const float *word, const float *pos, const float *type, int64_t B,
+                           int64_t T, int64_t C);
+void td_embeddings_backward(float *dword, float *dpos, float *dtype, const float *dout,
+                            const int32_t *ids, const int32_t *segments, int64_t B, int64_t T,
+                            int64_t C);
+
+/* Softmax cross-entropy over V classes for N rows: logits are replaced by
+ * probabilities; loss (N) gets -log p[label]; correct (N) whether the
+ * arg-max (first maximum) equals the label. */
+void td_crossentropy_forward(float *loss, uint8_t *correct, float *logits_to_probs,
+                             const int32_t *labels, int64_t N, int64_t V);
+/* dlogits += (probs - onehot(label)) * scale[row]. */
+void td_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels,
+                              const float *scale, int64_t N, int64_t V);
+
+#endif

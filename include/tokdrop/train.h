@@ -1,0 +1,62 @@
+/* The trainer: everything one rank holds during a run, and one optimizer
+ * step whose data flow reads top to bottom in td_trainer_step (DESIGN.md). */
+#ifndef TOKDROP_TRAIN_H
+#define TOKDROP_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tokdrop/config.h"
+#include "tokdrop/data.h"
+#include "tokdrop/dist.h"
+#include "tokdrop/drop.h"
+#include "tokdrop/error.h"
+#include "tokdrop/model.h"
+#include "tokdrop/optim.h"
+#include "tokdrop/vocab.h"
+
+/* Figures of one step, identical on every rank. */
+typedef struct {
+    int64_t step; /* the update just applied, 1-based */
+    double loss, mlm_loss, nsp_loss;
+    double mlm_acc, nsp_acc;
+    double lr, grad_norm;
+    double kept_fraction; /* tokens through the middle layers / all tokens */
+    int64_t sequences, tokens, n_masked;
+    /* seconds of this rank */
+    double t_data, t_forward, t_backward, t_allreduce, t_optimizer, t_total;
+} td_step_stats;
+
+typedef struct {
+    td_config cfg;
+    const td_dist *dist;
+    td_model model;
+    td_optim optim;
+    td_vocab vocab; /* empty when model.vocab is "" */
+    bool dropping;        /* token_drop.enabled */
+    bool tracking;        /* the importance table is kept (and updated): when dropping,
+                             or when a vocabulary resolves the allow/deny tokens */
+    td_drop drop;
+    td_data *data;
+    int64_t n_micro;      /* micro-batches per step (accumulation) */
+    td_batch *micro;      /* (n_micro) this step's micro-batches */
+    int32_t *kept;        /* (n_micro, B, keep) */
+    float *grads_before_clip; /* (n_params) only for --dump */
+    int64_t step;         /* updates applied so far */
+} td_trainer;
+
+/* Builds the model (from model.init or a seeded random init), optimizer,
+ * importance table and the rank's data stream. cfg must be resolved and
+ * validated. */
+td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *dist, td_error *err);
+void td_trainer_free(td_trainer *tr);
+
+/* One optimizer step over micro_batch x accumulation sequences per rank. */
+td_status td_trainer_step(td_trainer *tr, td_step_stats *stats, td_error *err);
+
+/* After a first step taken with tr->grads_before_clip allocated: writes the
+ * SPEC section 7 dump (collective; rank 0 writes the file). */
+td_status td_trainer_write_dump(const td_trainer *tr, const td_step_stats *stats, const char *path,
+                                td_error *err);
+
+#endif

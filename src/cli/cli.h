@@ -1,0 +1,13 @@
+/* The tokdrop subcommands; each returns the process exit status. */
+#ifndef TOKDROP_CLI_H
+#define TOKDROP_CLI_H
+
+enum {
+    TD_EXIT_OK = 0,
+    TD_EXIT_FAILURE = 1, /* the run failed (data, I/O, numerics) */
+    TD_EXIT_USAGE = 2,   /* bad command line or configuration */
+};
+
+int td_cmd_train(int argc, char **argv);
+
+#endif

@@ -1,0 +1,207 @@
+/* `tokdrop train CONFIG.yaml [--set k=v ...] [--dump FILE]`. */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "tokdrop/blas.h"
+#include "tokdrop/config.h"
+#include "tokdrop/dist.h"
+#include "tokdrop/log.h"
+#include "tokdrop/train.h"
+
+#ifndef TD_DEFAULT_THREADS
+#define TD_DEFAULT_THREADS 0
+#endif
+
+/* mkdir -p */
+static td_status make_dirs(const char *path, td_error *err)
+{
+    char buf[TD_PATH_LEN];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return td_error_set(err, TD_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+            *p = c;
+            if (c == '\0') break;
+        }
+    }
+    return TD_OK;
+}
+
+/* Threads per rank: the config's, else the cores this rank may use. When a
+ * launcher bound the rank to a subset of cores, that subset is its share;
+ * otherwise the node's cores are split among the ranks on the node. */
+static int threads_per_rank(const td_config *cfg, const td_dist *dist)
+{
+    if (cfg->train.threads > 0) return (int)cfg->train.threads;
+    if (TD_DEFAULT_THREADS > 0) return TD_DEFAULT_THREADS;
+    cpu_set_t set;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int allowed = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)online;
+    if (allowed < online) return allowed > 0 ? allowed : 1;
+    MPI_Comm node;
+    int on_node = 1;
+    MPI_Comm_split_type(dist->comm, MPI_COMM_TYPE_SHARED, dist->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &on_node);
+    MPI_Comm_free(&node);
+    int n = (int)(online / on_node);
+    return n > 0 ? n : 1;
+}
+
+static void write_metrics(td_jsonl *j, const td_step_stats *s)
+{
+    td_jsonl_begin(j);
+    td_jsonl_int(j, "step", s->step);
+    td_jsonl_num(j, "loss", s->loss);
+    td_jsonl_num(j, "mlm_loss", s->mlm_loss);
+    td_jsonl_num(j, "nsp_loss", s->nsp_loss);
+    td_jsonl_num(j, "mlm_acc", s->mlm_acc);
+    td_jsonl_num(j, "lr", s->lr);
+    td_jsonl_num(j, "grad_norm", s->grad_norm);
+    td_jsonl_num(j, "seq_per_s", (double)s->sequences / s->t_total);
+    td_jsonl_num(j, "tokens_per_s", (double)s->tokens / s->t_total);
+    td_jsonl_num(j, "kept_fraction", s->kept_fraction);
+    td_jsonl_num(j, "time_forward", s->t_forward);
+    td_jsonl_num(j, "time_backward", s->t_backward);
+    td_jsonl_num(j, "time_allreduce", s->t_allreduce);
+    td_jsonl_num(j, "time_optimizer", s->t_optimizer);
+    td_jsonl_num(j, "time_data", s->t_data);
+    td_jsonl_end(j);
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "tokdrop train: %s\nusage: tokdrop train CONFIG.yaml [--set key.path=value ...] [--dump FILE]\n", msg);
+    return TD_EXIT_USAGE;
+}
+
+int td_cmd_train(int argc, char **argv)
+{
+    const char *config_path = NULL, *dump_path = NULL;
+    const char **sets = calloc((size_t)argc, sizeof(char *));
+    int n_sets = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) sets[n_sets++] = argv[++i];
+        else if (strncmp(argv[i], "--set=", 6) == 0) sets[n_sets++] = argv[i] + 6;
+        else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump_path = argv[++i];
+        else if (argv[i][0] == '-') {
+            free(sets);
+            char msg[256];
+            snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", argv[i]);
+            return usage_error(msg);
+        } else if (!config_path) config_path = argv[i];
+        else {
+            free(sets);
+            return usage_error("more than one config file given");
+        }
+    }
+    if (!config_path) {
+        free(sets);
+        return usage_error("no config file given");
+    }
+
+    td_error err = {0};
+    td_dist dist;
+    if (td_dist_init(&dist, &argc, &argv, &err) != TD_OK) {
+        fprintf(stderr, "tokdrop: %s\n", err.msg);
+        free(sets);
+        return TD_EXIT_FAILURE;
+    }
+
+    /* The config is read by every rank; a bad one fails the same way on all. */
+    static td_config cfg;
+    td_config_defaults(&cfg);
+    td_status st = td_config_load(&cfg, config_path, &err);
+    for (int i = 0; st == TD_OK && i < n_sets; i++) st = td_config_set(&cfg, sets[i], &err);
+    free(sets);
+    if (st == TD_OK) {
+        td_config_resolve(&cfg);
+        st = td_config_validate(&cfg, &err);
+    }
+    if (st != TD_OK) {
+        if (dist.rank == 0) fprintf(stderr, "tokdrop: %s\n", err.msg);
+        td_dist_finalize(&dist);
+        return TD_EXIT_USAGE;
+    }
+
+    int threads = threads_per_rank(&cfg, &dist);
+    td_blas_set_threads(threads);
+    td_log(&dist, "%d rank%s x %d thread%s, BLAS kernels %s", dist.size, dist.size > 1 ? "s" : "",
+           threads, threads > 1 ? "s" : "", td_blas_corename());
+
+    td_jsonl metrics = {0};
+    if (!dump_path && dist.rank == 0) {
+        st = make_dirs(cfg.run.dir, &err);
+        if (st == TD_OK) {
+            char path[TD_PATH_LEN + 32];
+            snprintf(path, sizeof(path), "%s/config.yaml", cfg.run.dir);
+            char *yaml = td_config_to_yaml(&cfg);
+            FILE *f = fopen(path, "w");
+            if (!f || fputs(yaml, f) < 0) st = td_error_set(&err, TD_ERR_IO, "cannot write %s", path);
+            if (f) fclose(f);
+            free(yaml);
+            snprintf(path, sizeof(path), "%s/metrics.jsonl", cfg.run.dir);
+            if (st == TD_OK) st = td_jsonl_open(&metrics, &dist, path, &err);
+        }
+    }
+    td_trainer tr;
+    if (st == TD_OK) st = td_trainer_init(&tr, &cfg, &dist, &err);
+    if (st != TD_OK) fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
+    if (td_dist_any_failed(&dist, st != TD_OK)) {
+        if (st == TD_OK) td_trainer_free(&tr);
+        td_jsonl_close(&metrics);
+        td_dist_finalize(&dist);
+        return TD_EXIT_FAILURE;
+    }
+    td_log(&dist, "model: %lld parameters, %lld layers, hidden %lld; token dropping %s",
+           (long long)tr.model.n_params, (long long)cfg.model.layers, (long long)cfg.model.hidden,
+           cfg.token_drop.enabled ? "on" : "off");
+
+    int exit_code = TD_EXIT_OK;
+    if (dump_path) {
+        tr.grads_before_clip = td_xmalloc((size_t)tr.model.n_params * sizeof(float));
+        td_step_stats s;
+        st = td_trainer_step(&tr, &s, &err);
+        if (st == TD_OK) st = td_trainer_write_dump(&tr, &s, dump_path, &err);
+        if (st != TD_OK) {
+            fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
+            exit_code = TD_EXIT_FAILURE;
+        } else {
+            td_log(&dist, "step 1 loss %.6f (mlm %.6f, nsp %.6f) dumped to %s", s.loss, s.mlm_loss,
+                   s.nsp_loss, dump_path);
+        }
+    } else {
+        double elapsed = 0;
+        while (tr.step < cfg.train.steps) {
+            td_step_stats s;
+            st = td_trainer_step(&tr, &s, &err);
+            if (st != TD_OK) {
+                td_log(&dist, "%s", err.msg);
+                exit_code = TD_EXIT_FAILURE;
+                break;
+            }
+            elapsed += s.t_total;
+            if (s.step % cfg.run.log_every == 0 || s.step == cfg.train.steps) {
+                write_metrics(&metrics, &s);
+                double eta = elapsed / (double)s.step * (double)(cfg.train.steps - s.step);
+                td_log(&dist, "step %lld/%lld loss %.4f (mlm %.4f acc %.3f, nsp %.4f) lr %.3g |g| %.3g %.1f seq/s eta %.0fs",
+                       (long long)s.step, (long long)cfg.train.steps, s.loss, s.mlm_loss, s.mlm_acc,
+                       s.nsp_loss, s.lr, s.grad_norm, (double)s.sequences / s.t_total, eta);
+            }
+        }
+    }
+    td_jsonl_close(&metrics);
+    td_trainer_free(&tr);
+    td_dist_finalize(&dist);
+    return exit_code;
+}

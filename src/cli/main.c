@@ -1,0 +1,59 @@
+/* tokdrop: the command-line front door. Picks the subcommand, and first of
+ * all makes sure OpenBLAS runs its fastest kernels on this CPU. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "tokdrop/blas.h"
+
+#ifndef TD_OPENBLAS_CORETYPE_POLICY
+#define TD_OPENBLAS_CORETYPE_POLICY "auto"
+#endif
+
+static void usage(FILE *out)
+{
+    fputs("usage: tokdrop <command> [args]\n"
+          "\n"
+          "commands:\n"
+          "  train CONFIG.yaml [--set key.path=value ...] [--dump FILE]\n"
+          "        train BERT as the config says (SPEC section 8); --dump runs one step\n"
+          "        and writes loss, gradients and updated parameters to FILE\n"
+          "\n"
+          "Run under mpirun/srun for several ranks. Environment: OPENBLAS_CORETYPE\n"
+          "overrides the BLAS kernel choice.\n",
+          out);
+}
+
+/* OpenBLAS reads OPENBLAS_CORETYPE when the library is loaded, before main
+ * runs, so the only way to give users the AVX-512 kernels that an older
+ * OpenBLAS does not pick by itself is to restart with the variable set.
+ * This happens before MPI_Init, so the launcher sees one process. */
+static void maybe_restart_for_blas(char **argv)
+{
+    if (strcmp(TD_OPENBLAS_CORETYPE_POLICY, "auto") != 0) return;
+    const char *core = td_blas_better_coretype();
+    if (!core) return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv("TOKDROP_BLAS_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the kernels we have */
+}
+
+int main(int argc, char **argv)
+{
+    maybe_restart_for_blas(argv);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? TD_EXIT_USAGE : TD_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("tokdrop 0.1.0 (BLAS kernels: %s)\n", td_blas_corename());
+        return TD_EXIT_OK;
+    }
+    if (strcmp(argv[1], "train") == 0) return td_cmd_train(argc - 1, argv + 1);
+    fprintf(stderr, "tokdrop: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return TD_EXIT_USAGE;
+}

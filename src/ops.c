@@ -1,0 +1,406 @@
+/* BERT kernels and their backward passes (see ops.h for the conventions).
+ * Elementwise and per-row work is split over rows with OpenMP; reductions
+ * that produce parameter gradients are split over columns, each column
+ * summed over rows in a fixed order, so results do not depend on the
+ * number of threads. */
+#include "tokdrop/ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "tokdrop/error.h"
+#include "tokdrop/rng.h"
+
+/* ---- matrix products --------------------------------------------------- */
+
+void td_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+             int64_t ldc)
+{
+    if (M == 0 || N == 0) return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha, A,
+                (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
+void td_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                 int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0;
+            for (int64_t p = 0; p < K; p++) {
+                double a = trans_a ? A[p * lda + i] : A[i * lda + p];
+                double b = trans_b ? B[j * ldb + p] : B[p * ldb + j];
+                acc += a * b;
+            }
+            double c = beta == 0.0f ? 0.0 : (double)beta * C[i * ldc + j];
+            C[i * ldc + j] = (float)(alpha * acc + c);
+        }
+    }
+}
+
+/* colsum (C) += sum over the N rows of x (N, C); columns split over threads. */
+static void add_column_sums(float *colsum, const float *x, int64_t N, int64_t C)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < C; j0 += 64) {
+        int64_t j1 = j0 + 64 < C ? j0 + 64 : C;
+        float acc[64] = {0};
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = j0; j < j1; j++) acc[j - j0] += x[i * C + j];
+        for (int64_t j = j0; j < j1; j++) colsum[j] += acc[j - j0];
+    }
+}
+
+/* ---- linear ------------------------------------------------------------- */
+
+void td_linear_forward(float *out, const float *in, const float *w, const float *b, int64_t N,
+                       int64_t IN, int64_t OUT)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) memcpy(out + i * OUT, b, (size_t)OUT * sizeof(float));
+    td_gemm(false, true, N, OUT, IN, 1.0f, in, IN, w, IN, 1.0f, out, OUT);
+}
+
+void td_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int64_t N, int64_t IN, int64_t OUT)
+{
+    if (N == 0) return;
+    if (din) td_gemm(false, false, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+    td_gemm(true, false, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    add_column_sums(db, dout, N, OUT);
+}
+
+/* ---- layer norm ----------------------------------------------------------- */
+
+void td_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
+                          const float *b, int64_t N, int64_t C, float eps)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        const float *x = in + i * C;
+        float *y = out + i * C;
+        float m = 0;
+        for (int64_t j = 0; j < C; j++) m += x[j];
+        m /= (float)C;
+        float var = 0;
+        for (int64_t j = 0; j < C; j++) var += (x[j] - m) * (x[j] - m);
+        var /= (float)C;
+        float s = 1.0f / sqrtf(var + eps);
+        for (int64_t j = 0; j < C; j++) y[j] = (x[j] - m) * s * w[j] + b[j];
+        mean[i] = m;
+        rstd[i] = s;
+    }
+}
+
+void td_layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *mean, const float *rstd, const float *w, int64_t N,
+                           int64_t C)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        const float *x = in + i * C, *dy = dout + i * C;
+        float m = mean[i], s = rstd[i];
+        float mean_dxhat = 0, mean_dxhat_xhat = 0;
+        for (int64_t j = 0; j < C; j++) {
+            float dxhat = dy[j] * w[j];
+            mean_dxhat += dxhat;
+            mean_dxhat_xhat += dxhat * (x[j] - m) * s;
+        }
+        mean_dxhat /= (float)C;
+        mean_dxhat_xhat /= (float)C;
+        float *dx = din + i * C;
+        for (int64_t j = 0; j < C; j++) {
+            float xhat = (x[j] - m) * s;
+            dx[j] += s * (dy[j] * w[j] - mean_dxhat - xhat * mean_dxhat_xhat);
+        }
+    }
+    #pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < C; j0 += 64) {
+        int64_t j1 = j0 + 64 < C ? j0 + 64 : C;
+        float gw[64] = {0}, gb[64] = {0};
+        for (int64_t i = 0; i < N; i++) {
+            const float *x = in + i * C, *dy = dout + i * C;
+            for (int64_t j = j0; j < j1; j++) {
+                gw[j - j0] += dy[j] * (x[j] - mean[i]) * rstd[i];
+                gb[j - j0] += dy[j];
+            }
+        }
+        for (int64_t j = j0; j < j1; j++) {
+            dw[j] += gw[j - j0];
+            db[j] += gb[j - j0];
+        }
+    }
+}
+
+/* ---- activations ------------------------------------------------------------ */
+
+#define TD_SQRT_2_OVER_PI 0.7978845608028654f
+#define TD_INV_SQRT_2 0.7071067811865476f
+#define TD_INV_SQRT_2PI 0.3989422804014327f
+#define TD_GELU_TANH_C 0.044715f
+
+void td_gelu_forward(float *out, const float *in, int64_t n_elems, td_act act)
+{
+    if (act == TD_ACT_GELU) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n_elems; i++)
+            out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * TD_INV_SQRT_2));
+    } else {
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n_elems; i++) {
+            float x = in[i];
+            out[i] = 0.5f * x * (1.0f + tanhf(TD_SQRT_2_OVER_PI * (x + TD_GELU_TANH_C * x * x * x)));
+        }
+    }
+}
+
+void td_gelu_backward(float *din, const float *dout, const float *in, int64_t n_elems, td_act act)
+{
+    if (act == TD_ACT_GELU) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n_elems; i++) {
+            float x = in[i];
+            float cdf = 0.5f * (1.0f + erff(x * TD_INV_SQRT_2));
+            float pdf = TD_INV_SQRT_2PI * expf(-0.5f * x * x);
+            din[i] += dout[i] * (cdf + x * pdf);
+        }
+    } else {
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n_elems; i++) {
+            float x = in[i];
+            float t = tanhf(TD_SQRT_2_OVER_PI * (x + TD_GELU_TANH_C * x * x * x));
+            float dt = TD_SQRT_2_OVER_PI * (1.0f + 3.0f * TD_GELU_TANH_C * x * x);
+            din[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dt);
+        }
+    }
+}
+
+void td_tanh_forward(float *out, const float *in, int64_t n_elems)
+{
+    for (int64_t i = 0; i < n_elems; i++) out[i] = tanhf(in[i]);
+}
+
+void td_tanh_backward(float *din, const float *dout, const float *out, int64_t n_elems)
+{
+    for (int64_t i = 0; i < n_elems; i++) din[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+/* ---- dropout ------------------------------------------------------------------ */
+
+/* Scale of element c of row r of sequence b: 0 when dropped, 1/(1-p) kept. */
+static inline float dropout_scale(uint64_t key, uint64_t counter, float p, float inv_keep)
+{
+    return td_rng_uniform(key, counter) < p ? 0.0f : inv_keep;
+}
+
+static void dropout_apply(float *out, const float *in, const float *dout_for_bwd,
+                          const td_dropout_ctx *ctx, int64_t B, int64_t Tq, int64_t C)
+{
+    float inv_keep = 1.0f / (1.0f - ctx->p);
+    #pragma omp parallel for schedule(static)
+    for (int64_t br = 0; br < B * Tq; br++) {
+        int64_t b = br / Tq, r = br % Tq;
+        uint64_t key = td_rng_key(ctx->seed, ctx->step, (uint64_t)ctx->sample_ids[b], ctx->site);
+        int64_t pos = ctx->rows_pos ? ctx->rows_pos[b * Tq + r] : r;
+        for (int64_t c = 0; c < C; c++) {
+            float s = dropout_scale(key, (uint64_t)(pos * C + c), ctx->p, inv_keep);
+            if (dout_for_bwd)
+                out[br * C + c] += dout_for_bwd[br * C + c] * s;
+            else
+                out[br * C + c] = in[br * C + c] * s;
+        }
+    }
+}
+
+void td_dropout_forward(float *out, const float *in, const td_dropout_ctx *ctx, int64_t B,
+                        int64_t Tq, int64_t C)
+{
+    if (ctx->p <= 0.0f) {
+        if (out != in) memcpy(out, in, (size_t)(B * Tq * C) * sizeof(float));
+        return;
+    }
+    dropout_apply(out, in, NULL, ctx, B, Tq, C);
+}
+
+void td_dropout_backward(float *din, const float *dout, const td_dropout_ctx *ctx, int64_t B,
+                         int64_t Tq, int64_t C)
+{
+    if (ctx->p <= 0.0f) {
+        for (int64_t i = 0; i < B * Tq * C; i++) din[i] += dout[i];
+        return;
+    }
+    dropout_apply(din, NULL, dout, ctx, B, Tq, C);
+}
+
+/* ---- attention ----------------------------------------------------------------- */
+
+/* Scales each row of the attention probabilities of (b, h) by its dropout
+ * mask / (1 - p): x (Tq, Tk). Counters use original query/key positions. */
+static void attention_dropout_rows(float *x, const float *src, const td_dropout_ctx *drop,
+                                   int64_t b, int64_t h, int64_t Tq, int64_t Tk)
+{
+    float inv_keep = 1.0f / (1.0f - drop->p);
+    uint64_t key = td_rng_key(drop->seed, drop->step, (uint64_t)drop->sample_ids[b], drop->site);
+    uint64_t T = (uint64_t)drop->T_full;
+    for (int64_t i = 0; i < Tq; i++) {
+        uint64_t qpos = drop->rows_pos ? (uint64_t)drop->rows_pos[b * Tq + i] : (uint64_t)i;
+        for (int64_t j = 0; j < Tk; j++) {
+            uint64_t kpos = drop->keys_pos ? (uint64_t)drop->keys_pos[b * Tk + j] : (uint64_t)j;
+            uint64_t counter = ((uint64_t)h * T + qpos) * T + kpos;
+            x[i * Tk + j] = src[i * Tk + j] * dropout_scale(key, counter, drop->p, inv_keep);
+        }
+    }
+}
+
+void td_attention_forward(float *ctx, float *p, float *pd, const float *q, const float *k,
+                          const float *v, const float *key_bias, const td_dropout_ctx *drop,
+                          int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D)
+{
+    const int64_t H = A * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t h = 0; h < A; h++) {
+            const float *qbh = q + b * Tq * H + h * D;
+            const float *kbh = k + b * Tk * H + h * D;
+            const float *vbh = v + b * Tk * H + h * D;
+            float *pbh = p + (b * A + h) * Tq * Tk;
+            float *pdbh = pd + (b * A + h) * Tq * Tk;
+            td_gemm(false, true, Tq, Tk, D, scale, qbh, H, kbh, H, 0.0f, pbh, Tk);
+            const float *bias = key_bias + b * Tk;
+            #pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < Tq; i++) {
+                float *row = pbh + i * Tk;
+                float mx = -INFINITY;
+                for (int64_t j = 0; j < Tk; j++) {
+                    row[j] += bias[j];
+                    if (row[j] > mx) mx = row[j];
+                }
+                float sum = 0;
+                for (int64_t j = 0; j < Tk; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = 1.0f / sum;
+                for (int64_t j = 0; j < Tk; j++) row[j] *= inv;
+            }
+            if (drop->p > 0.0f) attention_dropout_rows(pdbh, pbh, drop, b, h, Tq, Tk);
+            else if (pdbh != pbh) memcpy(pdbh, pbh, (size_t)(Tq * Tk) * sizeof(float));
+            td_gemm(false, false, Tq, D, Tk, 1.0f, pdbh, Tk, vbh, H, 0.0f,
+                    ctx + b * Tq * H + h * D, H);
+        }
+    }
+}
+
+void td_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dctx,
+                           const float *p, const float *pd, const float *q, const float *k,
+                           const float *v, const td_dropout_ctx *drop, int64_t B, int64_t Tq,
+                           int64_t Tk, int64_t A, int64_t D)
+{
+    const int64_t H = A * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t h = 0; h < A; h++) {
+            const int64_t qo = b * Tq * H + h * D, ko = b * Tk * H + h * D;
+            const float *pbh = p + (b * A + h) * Tq * Tk;
+            const float *pdbh = pd + (b * A + h) * Tq * Tk;
+            float *ds = scratch; /* (Tq, Tk): dPd, then dP, then dS */
+            /* dV += Pd^T dctx ; dPd = dctx V^T */
+            td_gemm(true, false, Tk, D, Tq, 1.0f, pdbh, Tk, dctx + qo, H, 1.0f, dv + ko, H);
+            td_gemm(false, true, Tq, Tk, D, 1.0f, dctx + qo, H, v + ko, H, 0.0f, ds, Tk);
+            if (drop->p > 0.0f) attention_dropout_rows(ds, ds, drop, b, h, Tq, Tk);
+            /* softmax backward: dS = P * (dP - sum_j dP P) */
+            #pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < Tq; i++) {
+                const float *prow = pbh + i * Tk;
+                float *drow = ds + i * Tk;
+                float dot = 0;
+                for (int64_t j = 0; j < Tk; j++) dot += drow[j] * prow[j];
+                for (int64_t j = 0; j < Tk; j++) drow[j] = prow[j] * (drow[j] - dot);
+            }
+            /* dQ += scale dS K ; dK += scale dS^T Q */
+            td_gemm(false, false, Tq, D, Tk, scale, ds, Tk, k + ko, H, 1.0f, dq + qo, H);
+            td_gemm(true, false, Tk, D, Tq, scale, ds, Tk, q + qo, H, 1.0f, dk + ko, H);
+        }
+    }
+}
+
+/* ---- embeddings ------------------------------------------------------------------- */
+
+void td_embeddings_forward(float *out, const int32_t *ids, const int32_t *segments,
+                           const float *word, const float *pos, const float *type, int64_t B,
+                           int64_t T, int64_t C)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < B * T; i++) {
+        const float *w = word + (int64_t)ids[i] * C;
+        const float *p = pos + (i % T) * C;
+        const float *s = type + (int64_t)segments[i] * C;
+        for (int64_t c = 0; c < C; c++) out[i * C + c] = w[c] + p[c] + s[c];
+    }
+}
+
+void td_embeddings_backward(float *dword, float *dpos, float *dtype, const float *dout,
+                            const int32_t *ids, const int32_t *segments, int64_t B, int64_t T,
+                            int64_t C)
+{
+    /* Rows may share an id, so the scatter-add runs in row order; columns
+     * are independent and split over threads (same sums for any count). */
+    #pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < C; c0 += 64) {
+        int64_t c1 = c0 + 64 < C ? c0 + 64 : C;
+        for (int64_t i = 0; i < B * T; i++) {
+            const float *d = dout + i * C;
+            float *w = dword + (int64_t)ids[i] * C;
+            float *p = dpos + (i % T) * C;
+            float *s = dtype + (int64_t)segments[i] * C;
+            for (int64_t c = c0; c < c1; c++) {
+                w[c] += d[c];
+                p[c] += d[c];
+                s[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---- cross-entropy ---------------------------------------------------------------- */
+
+void td_crossentropy_forward(float *loss, uint8_t *correct, float *logits_to_probs,
+                             const int32_t *labels, int64_t N, int64_t V)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        float *row = logits_to_probs + i * V;
+        int64_t arg = 0;
+        float mx = row[0];
+        for (int64_t j = 1; j < V; j++)
+            if (row[j] > mx) {
+                mx = row[j];
+                arg = j;
+            }
+        float label_logit = row[labels[i]];
+        double sum = 0;
+        for (int64_t j = 0; j < V; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < V; j++) row[j] *= inv;
+        loss[i] = (float)(log(sum) - (double)(label_logit - mx));
+        correct[i] = arg == labels[i];
+    }
+}
+
+void td_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels,
+                              const float *scale, int64_t N, int64_t V)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        float s = scale[i];
+        for (int64_t j = 0; j < V; j++) dlogits[i * V + j] += probs[i * V + j] * s;
+        dlogits[i * V + labels[i]] -= s;
+    }
+}

@@ -1,0 +1,223 @@
+/* The trainer: set-up of one rank's state and one optimizer step.
+ *
+ * Normalization (SPEC section 1): every rank scales its loss terms by the
+ * GLOBAL counts (masked predictions of the whole global batch, G
+ * sequences) before the backward, so the allreduce is a plain sum and the
+ * result does not depend on how the batch is split over ranks or
+ * micro-steps. The counts are known before the forward because a step's
+ * micro-batches are read first. */
+#include "tokdrop/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tokdrop/safetensors.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Ids the data reader needs for dynamic masking. */
+static td_status special_ids(td_data_options *o, const td_vocab *vocab, const char *vocab_path,
+                             td_error *err)
+{
+    static const char *const names[] = {"[MASK]", "[CLS]", "[SEP]", "[PAD]"};
+    int32_t *dst[] = {&o->mask_id, &o->cls_id, &o->sep_id, &o->pad_id};
+    for (int i = 0; i < 4; i++) {
+        int64_t id = td_vocab_find(vocab, names[i]);
+        if (id < 0)
+            return td_error_set(err, TD_ERR_FORMAT, "%s: vocabulary has no %s token (dynamic masking needs it)",
+                                vocab_path, names[i]);
+        *dst[i] = (int32_t)id;
+    }
+    return TD_OK;
+}
+
+td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *dist, td_error *err)
+{
+    memset(tr, 0, sizeof(*tr));
+    tr->cfg = *cfg;
+    tr->dist = dist;
+    const td_model_config *mc = &cfg->model;
+    const int64_t B = cfg->train.micro_batch, T = cfg->data.seq_len, MP = cfg->data.max_pred;
+    td_status st;
+
+    if (mc->vocab[0]) {
+        if ((st = td_vocab_load(&tr->vocab, mc->vocab, err)) != TD_OK) goto fail;
+        if (tr->vocab.size != mc->vocab_size) {
+            st = td_error_set(err, TD_ERR_CONFIG, "%s has %lld tokens but model.vocab_size = %lld",
+                              mc->vocab, (long long)tr->vocab.size, (long long)mc->vocab_size);
+            goto fail;
+        }
+    }
+
+    if ((st = td_model_init(&tr->model, mc, B, T, MP, err)) != TD_OK) goto fail;
+    if (mc->init[0]) {
+        int n_ignored = 0;
+        st = td_safetensors_read(mc->init, tr->model.tensors, tr->model.n_tensors, tr->model.params,
+                                 &n_ignored, err);
+        if (st != TD_OK) goto fail;
+    } else {
+        td_model_init_weights(&tr->model, cfg->train.seed);
+    }
+    td_optim_init(&tr->optim, &cfg->optimizer, cfg->train.steps, tr->model.n_params);
+
+    tr->dropping = cfg->token_drop.enabled;
+    tr->tracking = tr->dropping || mc->vocab[0];
+    if (tr->tracking) {
+        st = td_drop_init(&tr->drop, &cfg->token_drop, mc->vocab_size, mc->vocab[0] ? &tr->vocab : NULL,
+                          cfg->train.seed, err);
+        if (st != TD_OK) goto fail;
+        if (tr->dropping && cfg->token_drop.importance == TD_IMPORTANCE_FREQUENCY) {
+            int64_t *counts = td_xcalloc((size_t)mc->vocab_size, sizeof(int64_t));
+            st = td_data_token_counts(cfg->data.train, mc->vocab_size, counts, err);
+            if (st == TD_OK) td_drop_set_frequency(&tr->drop, counts);
+            free(counts);
+            if (st != TD_OK) goto fail;
+        }
+    }
+
+    td_data_options dopt = {
+        .seq_len = T,
+        .max_pred = MP,
+        .vocab_size = mc->vocab_size,
+        .rank = dist->rank,
+        .n_ranks = dist->size,
+        .seed = cfg->train.seed,
+        .dynamic_masking = cfg->data.masking == TD_MASKING_DYNAMIC,
+    };
+    if (dopt.dynamic_masking) {
+        if (!mc->vocab[0]) {
+            st = td_error_set(err, TD_ERR_CONFIG, "data.masking: dynamic needs model.vocab for the [MASK] id");
+            goto fail;
+        }
+        if ((st = special_ids(&dopt, &tr->vocab, mc->vocab, err)) != TD_OK) goto fail;
+    }
+    if ((st = td_data_open(&tr->data, cfg->data.train, &dopt, err)) != TD_OK) goto fail;
+
+    tr->n_micro = cfg->train.accumulation;
+    tr->micro = td_xcalloc((size_t)tr->n_micro, sizeof(td_batch));
+    for (int64_t a = 0; a < tr->n_micro; a++) td_batch_init(&tr->micro[a], B, T, MP);
+    if (tr->dropping)
+        tr->kept = td_xmalloc((size_t)(tr->n_micro * B * cfg->token_drop.keep) * sizeof(int32_t));
+    return TD_OK;
+fail:
+    td_trainer_free(tr);
+    return st;
+}
+
+void td_trainer_free(td_trainer *tr)
+{
+    if (tr->micro)
+        for (int64_t a = 0; a < tr->n_micro; a++) td_batch_free(&tr->micro[a]);
+    free(tr->micro);
+    free(tr->kept);
+    free(tr->grads_before_clip);
+    if (tr->data) td_data_free(tr->data);
+    if (tr->tracking) td_drop_free(&tr->drop);
+    td_optim_free(&tr->optim);
+    td_model_free(&tr->model);
+    td_vocab_free(&tr->vocab);
+    memset(tr, 0, sizeof(*tr));
+}
+
+td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
+{
+    const td_config *cfg = &tr->cfg;
+    const td_dist *dist = tr->dist;
+    td_model *model = &tr->model;
+    const int64_t B = cfg->train.micro_batch, K = cfg->token_drop.keep;
+    const uint64_t t = (uint64_t)tr->step + 1; /* this update's index: RNG step and LAMB t */
+    td_step_stats s = {0};
+    double t_start = now_s(), t0;
+
+    /* 1. data: all micro-batches of the step, and the global counts */
+    t0 = now_s();
+    int64_t counts[2] = {0, tr->n_micro * B}; /* masked predictions, sequences */
+    for (int64_t a = 0; a < tr->n_micro; a++) {
+        td_status st = td_data_next(tr->data, &tr->micro[a], err);
+        if (td_dist_any_failed(dist, st != TD_OK)) {
+            if (st == TD_OK) td_error_set(err, TD_ERR_MPI, "another rank failed to read its data");
+            return st == TD_OK ? TD_ERR_MPI : st;
+        }
+        counts[0] += td_batch_count_masked(&tr->micro[a]);
+    }
+    s.t_data = now_s() - t0;
+    t0 = now_s();
+    td_dist_allreduce_i64(dist, counts, 2);
+    s.t_allreduce += now_s() - t0;
+    const int64_t n_masked = counts[0], G = counts[1];
+
+    /* 2. forward and backward of every micro-batch, gradients accumulated */
+    td_model_zero_grads(model);
+    const bool loss_importance = tr->tracking && tr->drop.kind == TD_IMPORTANCE_LOSS;
+    if (loss_importance) td_drop_stats_clear(&tr->drop);
+    double sums[4] = {0}; /* mlm CE, nsp CE, mlm correct, nsp correct */
+    for (int64_t a = 0; a < tr->n_micro; a++) {
+        const td_batch *batch = &tr->micro[a];
+        int32_t *kept = tr->dropping ? tr->kept + a * B * K : NULL;
+        t0 = now_s();
+        if (kept) td_drop_select(&tr->drop, kept, batch, K, t);
+        td_forward_args fa = {
+            .batch = batch,
+            .kept = kept,
+            .keep = K,
+            .first_layer = cfg->token_drop.first_layer,
+            .training = true,
+            .seed = cfg->train.seed,
+            .step = t,
+            .mlm_scale = n_masked > 0 ? (float)(1.0 / (double)n_masked) : 0.0f,
+            .nsp_scale = (float)(1.0 / (double)G),
+        };
+        td_forward_stats fs;
+        td_model_forward(model, &fa, &fs);
+        sums[0] += fs.mlm_loss_sum;
+        sums[1] += fs.nsp_loss_sum;
+        sums[2] += (double)fs.mlm_correct;
+        sums[3] += (double)fs.nsp_correct;
+        if (loss_importance) td_drop_stats_add(&tr->drop, batch, fs.pred_loss);
+        s.t_forward += now_s() - t0;
+        t0 = now_s();
+        td_model_backward(model);
+        s.t_backward += now_s() - t0;
+    }
+
+    /* 3. allreduce: gradients, loss terms, importance statistics */
+    t0 = now_s();
+    td_dist_allreduce_f32(dist, model->grads, model->n_params);
+    td_dist_allreduce_f64(dist, sums, 4);
+    if (loss_importance) td_dist_allreduce_f64(dist, tr->drop.stats, 2 * tr->drop.V);
+    s.t_allreduce += now_s() - t0;
+
+    /* 4. importance update and optimizer step, identical on every rank */
+    t0 = now_s();
+    if (loss_importance) td_drop_update(&tr->drop);
+    if (tr->grads_before_clip)
+        memcpy(tr->grads_before_clip, model->grads, (size_t)model->n_params * sizeof(float));
+    s.grad_norm = td_optim_step(&tr->optim, model->params, model->grads, model->tensors,
+                                model->n_tensors, &s.lr);
+    s.t_optimizer = now_s() - t0;
+    tr->step++;
+
+    s.step = tr->step;
+    s.mlm_loss = n_masked > 0 ? sums[0] / (double)n_masked : 0.0;
+    s.nsp_loss = sums[1] / (double)G;
+    s.loss = s.mlm_loss + s.nsp_loss;
+    s.mlm_acc = n_masked > 0 ? sums[2] / (double)n_masked : 0.0;
+    s.nsp_acc = sums[3] / (double)G;
+    s.n_masked = n_masked;
+    s.sequences = G;
+    s.tokens = G * cfg->data.seq_len;
+    s.kept_fraction = tr->dropping ? (double)K / (double)cfg->data.seq_len : 1.0;
+    s.t_total = now_s() - t_start;
+    *out = s;
+    if (!isfinite(s.loss))
+        return td_error_set(err, TD_ERR_ARG, "step %lld: loss is %g; lower optimizer.lr or check the data",
+                            (long long)s.step, s.loss);
+    return TD_OK;
+}

@@ -1,0 +1,155 @@
+/* `tokdrop train --dump FILE` (SPEC section 7): the first step's loss
+ * terms, importance table, kept positions, global gradients before
+ * clipping and parameters after the update, for comparison with other
+ * implementations. We also store the global batch under batch/ so that a
+ * reference needs nothing of our data order. Global sample order: rank
+ * major, then micro-step, then sequence. */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokdrop/train.h"
+
+typedef struct {
+    hid_t file, lcpl;
+    const char *path;
+    bool failed;
+} dump_file;
+
+static void write_dataset(dump_file *d, const char *name, hid_t mem_type, hid_t file_type, int ndim,
+                          const hsize_t *dims, const void *data)
+{
+    if (d->failed) return;
+    hid_t space = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
+    hid_t ds = H5Dcreate2(d->file, name, file_type, space, d->lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) d->failed = true;
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(space);
+}
+
+static void write_string_attr(dump_file *d, const char *name, const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(value) + 1);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(d->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr < 0 || H5Awrite(attr, type, value) < 0) d->failed = true;
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+}
+
+/* Gathers n_elems int32 (or float) of every rank to rank 0, rank-major. */
+static void *gather(const td_dist *dist, const void *local, int64_t n_elems, MPI_Datatype type,
+                    size_t elem_bytes)
+{
+    void *all = dist->rank == 0 ? td_xmalloc((size_t)(n_elems * dist->size) * elem_bytes) : NULL;
+    MPI_Gather(local, (int)n_elems, type, all, (int)n_elems, type, 0, dist->comm);
+    return all;
+}
+
+/* The n_micro batches' field (each n_per_micro elements) in one array. */
+static void *concat_field(const td_trainer *tr, size_t field_offset, int64_t n_per_micro, size_t elem_bytes)
+{
+    char *out = td_xmalloc((size_t)(tr->n_micro * n_per_micro) * elem_bytes);
+    for (int64_t a = 0; a < tr->n_micro; a++) {
+        const char *src = *(const char *const *)((const char *)&tr->micro[a] + field_offset);
+        memcpy(out + (size_t)(a * n_per_micro) * elem_bytes, src, (size_t)n_per_micro * elem_bytes);
+    }
+    return out;
+}
+
+td_status td_trainer_write_dump(const td_trainer *tr, const td_step_stats *stats, const char *path,
+                                td_error *err)
+{
+    const td_dist *dist = tr->dist;
+    const int64_t B = tr->cfg.train.micro_batch, T = tr->cfg.data.seq_len;
+    const int64_t MP = tr->cfg.data.max_pred, K = tr->cfg.token_drop.keep;
+    const int64_t n_local = tr->n_micro * B;
+    const hsize_t G = (hsize_t)(n_local * dist->size);
+    TD_ASSERT(tr->grads_before_clip != NULL);
+
+    static const struct {
+        const char *name;
+        size_t offset;
+        int per_token; /* 1: (G, T), 0: (G, max_pred), -1: (G) */
+        bool is_float;
+    } fields[] = {
+        {"batch/input_ids", offsetof(td_batch, input_ids), 1, false},
+        {"batch/input_mask", offsetof(td_batch, input_mask), 1, false},
+        {"batch/segment_ids", offsetof(td_batch, segment_ids), 1, false},
+        {"batch/masked_lm_positions", offsetof(td_batch, mlm_positions), 0, false},
+        {"batch/masked_lm_ids", offsetof(td_batch, mlm_ids), 0, false},
+        {"batch/masked_lm_weights", offsetof(td_batch, mlm_weights), 0, true},
+        {"batch/next_sentence_labels", offsetof(td_batch, nsp_labels), -1, false},
+    };
+    enum { N_FIELDS = sizeof(fields) / sizeof(fields[0]) };
+    void *gathered[N_FIELDS];
+    for (int i = 0; i < N_FIELDS; i++) {
+        int64_t per = fields[i].per_token == 1 ? B * T : fields[i].per_token == 0 ? B * MP : B;
+        void *local = concat_field(tr, fields[i].offset, per, 4);
+        gathered[i] = gather(dist, local, tr->n_micro * per,
+                             fields[i].is_float ? MPI_FLOAT : MPI_INT32_T, 4);
+        free(local);
+    }
+    int32_t *kept = tr->dropping ? gather(dist, tr->kept, n_local * K, MPI_INT32_T, 4) : NULL;
+
+    td_status st = TD_OK;
+    if (dist->rank == 0) {
+        dump_file d = {.path = path};
+        d.file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        if (d.file < 0) {
+            st = td_error_set(err, TD_ERR_IO, "%s: cannot create the dump file", path);
+        } else {
+            d.lcpl = H5Pcreate(H5P_LINK_CREATE);
+            H5Pset_create_intermediate_group(d.lcpl, 1);
+            write_string_attr(&d, "format", "tokdrop-dump");
+            write_string_attr(&d, "format_version", "1");
+            write_dataset(&d, "loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->loss);
+            write_dataset(&d, "mlm_loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->mlm_loss);
+            write_dataset(&d, "nsp_loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->nsp_loss);
+            if (tr->dropping) {
+                hsize_t dk[2] = {G, (hsize_t)K};
+                write_dataset(&d, "kept", H5T_NATIVE_INT32, H5T_STD_I32LE, 2, dk, kept);
+            }
+            if (tr->tracking) {
+                hsize_t dv[1] = {(hsize_t)tr->drop.V};
+                write_dataset(&d, "importance", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, dv, tr->drop.imp);
+            } else {
+                /* no table without a vocabulary to resolve allow/deny: loss_init everywhere */
+                int64_t V = tr->model.V;
+                float *imp = td_xmalloc((size_t)V * sizeof(float));
+                for (int64_t i = 0; i < V; i++) imp[i] = (float)tr->cfg.token_drop.loss_init;
+                hsize_t dv[1] = {(hsize_t)V};
+                write_dataset(&d, "importance", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, dv, imp);
+                free(imp);
+            }
+            for (int i = 0; i < tr->model.n_tensors; i++) {
+                const td_tensor_info *ti = &tr->model.tensors[i];
+                hsize_t dims[2] = {(hsize_t)ti->shape[0], (hsize_t)ti->shape[1]};
+                char name[TD_TENSOR_NAME_LEN + 8];
+                snprintf(name, sizeof(name), "grad/%s", ti->name);
+                write_dataset(&d, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, ti->ndim, dims,
+                              tr->grads_before_clip + ti->offset);
+                snprintf(name, sizeof(name), "param/%s", ti->name);
+                write_dataset(&d, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, ti->ndim, dims,
+                              tr->model.params + ti->offset);
+            }
+            for (int i = 0; i < N_FIELDS; i++) {
+                hsize_t dims[2] = {G, (hsize_t)(fields[i].per_token == 1 ? T : MP)};
+                int nd = fields[i].per_token == -1 ? 1 : 2;
+                if (fields[i].is_float)
+                    write_dataset(&d, fields[i].name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, nd, dims, gathered[i]);
+                else
+                    write_dataset(&d, fields[i].name, H5T_NATIVE_INT32, H5T_STD_I32LE, nd, dims, gathered[i]);
+            }
+            H5Pclose(d.lcpl);
+            if (H5Fclose(d.file) < 0) d.failed = true;
+            if (d.failed) st = td_error_set(err, TD_ERR_IO, "%s: writing the dump failed", path);
+        }
+    }
+    for (int i = 0; i < N_FIELDS; i++) free(gathered[i]);
+    free(kept);
+    return st;
+}
