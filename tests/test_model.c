@@ -1,0 +1,341 @@
+/* Whole-model tests: finite-difference gradient checks of the full loss
+ * (with and without token dropping, dropout active), keep == T equals the
+ * full model bit for bit, padding does not change the outputs, and a
+ * one-layer case whose loss is worked out by hand. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokdrop/data.h"
+#include "tokdrop/model.h"
+#include "tokdrop/rng.h"
+
+enum { V = 23, H = 8, L = 4, A = 2, I = 12, T = 8, B = 3, MP = 3 };
+
+static td_model_config tiny_config(double dropout)
+{
+    td_model_config c;
+    memset(&c, 0, sizeof(c));
+    c.vocab_size = V;
+    c.hidden = H;
+    c.layers = L;
+    c.heads = A;
+    c.intermediate = I;
+    c.max_position = 16;
+    c.type_vocab = 2;
+    c.hidden_act = TD_ACT_GELU;
+    c.hidden_dropout = dropout;
+    c.attention_dropout = dropout;
+    c.initializer_range = 0.3; /* large weights: gradients well above float noise */
+    return c;
+}
+
+/* B sequences with [CLS]-like id 2 at 0, lengths 8, 6, 5 (then padding id 0),
+ * masked predictions sorted by position, NSP labels 0/1. */
+static void tiny_batch(td_batch *bt)
+{
+    td_batch_init(bt, B, T, MP);
+    static const int lengths[B] = {8, 6, 5};
+    uint64_t key = td_rng_key(7, 0, 0, 0);
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            bool real = t < lengths[b];
+            bt->input_ids[b * T + t] = !real ? 0 : t == 0 ? 2 : 5 + (int32_t)td_rng_below(key, (uint64_t)(b * T + t), V - 5);
+            bt->input_mask[b * T + t] = real;
+            bt->segment_ids[b * T + t] = real && t >= lengths[b] / 2;
+        }
+        /* predictions at positions 1, 3 (and 4 for b = 0); weight 0 after */
+        int pos[MP] = {1, 3, b == 0 ? 4 : 0};
+        for (int j = 0; j < MP; j++) {
+            bt->mlm_positions[b * MP + j] = pos[j];
+            bt->mlm_ids[b * MP + j] = pos[j] ? 5 + (b * 7 + j * 3) % (V - 5) : 0;
+            bt->mlm_weights[b * MP + j] = pos[j] ? 1.0f : 0.0f;
+        }
+        bt->nsp_labels[b] = b % 2;
+        bt->sample_ids[b] = 100 + b;
+    }
+}
+
+static td_forward_args args_for(const td_batch *bt, const int32_t *kept, int64_t keep, int64_t f,
+                                bool training)
+{
+    td_forward_args a = {
+        .batch = bt, .kept = kept, .keep = keep, .first_layer = f, .training = training,
+        .seed = 11, .step = 3,
+        .mlm_scale = 1.0f / (float)td_batch_count_masked(bt), .nsp_scale = 1.0f / B,
+    };
+    return a;
+}
+
+static double loss_of(td_model *m, const td_forward_args *a)
+{
+    td_forward_stats st;
+    td_model_forward(m, a, &st);
+    return a->mlm_scale * st.mlm_loss_sum + a->nsp_scale * st.nsp_loss_sum;
+}
+
+/* Central differences on a few entries of every tensor. The loss is a
+ * float32 computation, so the step is large (1e-2, the loss is smooth at
+ * that scale: second-order error ~1e-5) and the tolerance allows for float
+ * rounding in the difference: |fd - an| <= 2e-3 + 2e-2 |an|, and over all
+ * checked entries the relative error of the whole vector <= 1e-2. */
+static void gradient_check(td_model *m, const td_forward_args *a)
+{
+    td_model_zero_grads(m);
+    loss_of(m, a);
+    td_model_backward(m);
+    double err2 = 0, ref2 = 0;
+    int n_checked = 0, n_nonzero_tensors = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const td_tensor_info *ti = &m->tensors[i];
+        bool tensor_nonzero = false;
+        for (int k = 0; k < 4; k++) {
+            int64_t j = (int64_t)(td_rng_below(td_rng_key(5, (uint64_t)i, (uint64_t)k, 0), 0,
+                                               (uint32_t)ti->n_elems));
+            float *w = m->params + ti->offset + j;
+            float saved = *w, eps = 1e-2f;
+            *w = saved + eps;
+            double lp = loss_of(m, a);
+            *w = saved - eps;
+            double lm = loss_of(m, a);
+            *w = saved;
+            double fd = (lp - lm) / (2.0 * eps);
+            double an = m->grads[ti->offset + j];
+            if (fabs(fd - an) > 2e-3 + 2e-2 * fabs(an))
+                fail_msg("%s[%lld]: analytic %.6g, finite difference %.6g", ti->name, (long long)j, an, fd);
+            err2 += (fd - an) * (fd - an);
+            ref2 += an * an;
+            tensor_nonzero |= an != 0;
+            n_checked++;
+        }
+        n_nonzero_tensors += tensor_nonzero;
+    }
+    assert_true(sqrt(err2 / ref2) < 1e-2);
+    /* every tensor but the key biases (softmax is shift invariant) and the
+     * unused rows sampled by chance should have moved */
+    assert_true(n_nonzero_tensors > m->n_tensors / 2);
+    assert_true(n_checked == 4 * m->n_tensors);
+}
+
+static void init_model(td_model *m, double dropout)
+{
+    td_error err;
+    td_model_config c = tiny_config(dropout);
+    assert_int_equal(td_model_init(m, &c, B, T, MP, &err), TD_OK);
+    td_model_init_weights(m, 42);
+    /* non-trivial LayerNorm parameters and biases so every path matters */
+    for (int i = 0; i < m->n_tensors; i++) {
+        const td_tensor_info *ti = &m->tensors[i];
+        if (ti->ndim == 1) {
+            float base = strstr(ti->name, "LayerNorm.weight") ? 1.0f : 0.0f;
+            tu_fill_uniform(m->params + ti->offset, ti->n_elems, base - 0.2f, base + 0.2f, 100 + (uint64_t)i);
+        }
+    }
+}
+
+static void test_gradcheck_full(void **state)
+{
+    (void)state;
+    td_model m;
+    td_batch bt;
+    init_model(&m, 0.1);
+    tiny_batch(&bt);
+    td_forward_args a = args_for(&bt, NULL, 0, 0, true);
+    gradient_check(&m, &a);
+    td_batch_free(&bt);
+    td_model_free(&m);
+}
+
+/* kept positions by hand: the first real tokens of each sequence */
+static void some_kept(int32_t *kept, int64_t K)
+{
+    static const int32_t rows[B][T] = {{0, 1, 3, 4, 6, 7, 2, 5}, {0, 1, 2, 3, 5, 4, 6, 7}, {0, 1, 3, 4, 2, 5, 6, 7}};
+    for (int b = 0; b < B; b++) {
+        int32_t tmp[T];
+        memcpy(tmp, rows[b], sizeof(tmp));
+        for (int64_t i = 0; i < K; i++) /* ascending insertion */
+            for (int64_t j = i + 1; j < K; j++)
+                if (tmp[j] < tmp[i]) {
+                    int32_t s = tmp[i];
+                    tmp[i] = tmp[j];
+                    tmp[j] = s;
+                }
+        memcpy(kept + b * K, tmp, (size_t)K * sizeof(int32_t));
+    }
+}
+
+static void test_gradcheck_dropping(void **state)
+{
+    (void)state;
+    td_model m;
+    td_batch bt;
+    init_model(&m, 0.1);
+    tiny_batch(&bt);
+    int32_t kept[B * 4];
+    some_kept(kept, 4);
+    for (int64_t f = 0; f <= L - 2; f++) { /* f = 0, a middle layer, and L-2 */
+        td_forward_args a = args_for(&bt, kept, 4, f, true);
+        gradient_check(&m, &a);
+    }
+    td_batch_free(&bt);
+    td_model_free(&m);
+}
+
+static void test_keep_all_equals_full(void **state)
+{
+    (void)state;
+    td_model m;
+    td_batch bt;
+    init_model(&m, 0.1);
+    tiny_batch(&bt);
+    int32_t kept[B * T];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) kept[b * T + t] = t;
+    float *g_full = malloc((size_t)m.n_params * sizeof(float));
+    td_forward_stats st;
+
+    td_forward_args full = args_for(&bt, NULL, 0, 0, true);
+    td_model_zero_grads(&m);
+    td_model_forward(&m, &full, &st);
+    double mlm_full = st.mlm_loss_sum, nsp_full = st.nsp_loss_sum;
+    td_model_backward(&m);
+    memcpy(g_full, m.grads, (size_t)m.n_params * sizeof(float));
+
+    for (int64_t f = 0; f <= L - 2; f++) {
+        td_forward_args drop = args_for(&bt, kept, T, f, true);
+        td_model_zero_grads(&m);
+        td_model_forward(&m, &drop, &st);
+        assert_true(st.mlm_loss_sum == mlm_full);
+        assert_true(st.nsp_loss_sum == nsp_full);
+        td_model_backward(&m);
+        assert_memory_equal(m.grads, g_full, (size_t)m.n_params * sizeof(float));
+    }
+    free(g_full);
+    td_batch_free(&bt);
+    td_model_free(&m);
+}
+
+/* Changing what sits at padded positions changes nothing; appending more
+ * padding changes nothing beyond float summation order. */
+static void test_padding_invariance(void **state)
+{
+    (void)state;
+    td_model m;
+    td_batch bt;
+    init_model(&m, 0.0);
+    tiny_batch(&bt);
+    td_forward_args a = args_for(&bt, NULL, 0, 0, false);
+    double base = loss_of(&m, &a);
+    for (int64_t i = 0; i < B * T; i++)
+        if (!bt.input_mask[i]) {
+            bt.input_ids[i] = 7 + (int32_t)(i % 5);
+            bt.segment_ids[i] = 1;
+        }
+    assert_true(loss_of(&m, &a) == base);
+
+    /* the same sequences in a longer padded batch (T + 4) */
+    td_model m2;
+    td_error err;
+    td_model_config c = tiny_config(0.0);
+    assert_int_equal(td_model_init(&m2, &c, B, T + 4, MP, &err), TD_OK);
+    memcpy(m2.params, m.params, (size_t)m.n_params * sizeof(float));
+    td_batch wide;
+    td_batch_init(&wide, B, T + 4, MP);
+    for (int b = 0; b < B; b++) {
+        memcpy(wide.input_ids + b * (T + 4), bt.input_ids + b * T, T * sizeof(int32_t));
+        memcpy(wide.input_mask + b * (T + 4), bt.input_mask + b * T, T * sizeof(int32_t));
+        memcpy(wide.segment_ids + b * (T + 4), bt.segment_ids + b * T, T * sizeof(int32_t));
+    }
+    memcpy(wide.mlm_positions, bt.mlm_positions, B * MP * sizeof(int32_t));
+    memcpy(wide.mlm_ids, bt.mlm_ids, B * MP * sizeof(int32_t));
+    memcpy(wide.mlm_weights, bt.mlm_weights, B * MP * sizeof(float));
+    memcpy(wide.nsp_labels, bt.nsp_labels, B * sizeof(int32_t));
+    memcpy(wide.sample_ids, bt.sample_ids, B * sizeof(int64_t));
+    td_forward_args aw = args_for(&wide, NULL, 0, 0, false);
+    double wider = loss_of(&m2, &aw);
+    assert_true(fabs(wider - base) <= 1e-6 * fabs(base));
+    td_batch_free(&wide);
+    td_model_free(&m2);
+    td_batch_free(&bt);
+    td_model_free(&m);
+}
+
+/* One layer, H = 2, weights that are identities or zero, worked by hand:
+ * with two channels LayerNorm maps every non-constant row (a, b) to
+ * sign(a - b) * (1, -1) (eps 1e-12 is negligible), which keeps the chain
+ * computable on paper.
+ *   ids (1, 2), word[1] = (1, 0), word[2] = (0, 1): h0 = (1,-1), (-1,1)
+ *   Wq = Wk = 0: uniform attention; Wv = Wo = I: ctx = mean = (0, 0), so r1 = h0
+ *   y = LN(h0) = h0; W1 = W2 = I: r2 = y + gelu(y), z = LN(r2) = y
+ *   MLM at position 1, label 2: Wt = I, hm = LN(gelu((-1, 1))) = (-1, 1),
+ *     logits = hm word^T = (0, -1, 1, 0), CE = log(1 + e^-1 + e + 1) - 1
+ *   NSP label 1: pooled = tanh(z0) = (t, -t), t = tanh(1); Ws = I:
+ *     logits (t, -t), CE = log(e^t + e^-t) + t
+ *   d loss / d cls.predictions.bias = softmax(logits) - onehot(2). */
+static void test_one_layer_by_hand(void **state)
+{
+    (void)state;
+    td_model_config c;
+    memset(&c, 0, sizeof(c));
+    c.vocab_size = 4;
+    c.hidden = 2;
+    c.layers = 1;
+    c.heads = 1;
+    c.intermediate = 2;
+    c.max_position = 2;
+    c.type_vocab = 2;
+    c.hidden_act = TD_ACT_GELU;
+    c.initializer_range = 0.02;
+    td_model m;
+    td_error err;
+    assert_int_equal(td_model_init(&m, &c, 1, 2, 1, &err), TD_OK); /* params all 0 */
+    const float eye[4] = {1, 0, 0, 1};
+    m.p.word[2] = 1;  /* word[1] = (1, 0) */
+    m.p.word[5] = 1;  /* word[2] = (0, 1) */
+    float *ln_w[] = {m.p.emb_ln_w, m.p.layers[0].ln1_w, m.p.layers[0].ln2_w, m.p.tr_ln_w};
+    for (int i = 0; i < 4; i++) ln_w[i][0] = ln_w[i][1] = 1;
+    float *identities[] = {m.p.layers[0].v_w, m.p.layers[0].ao_w, m.p.layers[0].ff1_w,
+                           m.p.layers[0].ff2_w, m.p.tr_w, m.p.pool_w, m.p.nsp_w};
+    for (int i = 0; i < 7; i++) memcpy(identities[i], eye, sizeof(eye));
+
+    td_batch bt;
+    td_batch_init(&bt, 1, 2, 1);
+    bt.input_ids[0] = 1;
+    bt.input_ids[1] = 2;
+    bt.input_mask[0] = bt.input_mask[1] = 1;
+    bt.mlm_positions[0] = 1;
+    bt.mlm_ids[0] = 2;
+    bt.mlm_weights[0] = 1;
+    bt.nsp_labels[0] = 1;
+    td_forward_args a = {.batch = &bt, .training = false, .mlm_scale = 1, .nsp_scale = 1};
+    td_forward_stats st;
+    td_model_zero_grads(&m);
+    td_model_forward(&m, &a, &st);
+    double e = exp(1.0), t = tanh(1.0);
+    double mlm = log(2.0 + 1.0 / e + e) - 1.0;
+    double nsp = log(exp(t) + exp(-t)) + t;
+    assert_true(fabs(st.mlm_loss_sum - mlm) < 1e-6);
+    assert_true(fabs(st.nsp_loss_sum - nsp) < 1e-6);
+    assert_int_equal(st.mlm_correct, 1);
+    assert_int_equal(st.nsp_correct, 0);
+    td_model_backward(&m);
+    double z = 2.0 + 1.0 / e + e;
+    double expect[4] = {1 / z, (1 / e) / z, e / z - 1.0, 1 / z};
+    for (int v = 0; v < 4; v++) assert_true(fabs(m.g.mlm_bias[v] - expect[v]) < 1e-6);
+    td_batch_free(&bt);
+    td_model_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_layer_by_hand),
+        cmocka_unit_test(test_gradcheck_full),
+        cmocka_unit_test(test_gradcheck_dropping),
+        cmocka_unit_test(test_keep_all_equals_full),
+        cmocka_unit_test(test_padding_invariance),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
