@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Exported by OpenBLAS, not declared in Debian's cblas.h. */
 void openblas_set_num_threads(int num_threads);
@@ -36,4 +37,13 @@ const char *td_blas_better_coretype(void)
     for (size_t i = 0; i < sizeof(avx512_cores) / sizeof(avx512_cores[0]); i++)
         if (core && strcmp(core, avx512_cores[i]) == 0) return NULL;
     return cpu_has_avx512() ? "SkylakeX" : NULL;
+}
+
+void td_blas_restart_for_fast_kernels(char **argv)
+{
+    const char *core = td_blas_better_coretype();
+    if (!core) return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv("TOKDROP_BLAS_REEXEC", "1", 1); /* never loop */
+    execv("/proc/self/exe", argv);
 }

@@ -17,4 +17,10 @@ const char *td_blas_corename(void);
  * well, the user set OPENBLAS_CORETYPE, or we already restarted once. */
 const char *td_blas_better_coretype(void);
 
+/* When td_blas_better_coretype() names kernels, sets OPENBLAS_CORETYPE and
+ * re-executes this program with argv (OpenBLAS reads the variable only when
+ * it is loaded, before main). Returns only when no restart was needed or
+ * exec failed. Call first thing in main, before MPI_Init. */
+void td_blas_restart_for_fast_kernels(char **argv);
+
 #endif

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "tokdrop/blas.h"
@@ -26,24 +25,12 @@ static void usage(FILE *out)
           out);
 }
 
-/* OpenBLAS reads OPENBLAS_CORETYPE when the library is loaded, before main
- * runs, so the only way to give users the AVX-512 kernels that an older
- * OpenBLAS does not pick by itself is to restart with the variable set.
- * This happens before MPI_Init, so the launcher sees one process. */
-static void maybe_restart_for_blas(char **argv)
-{
-    if (strcmp(TD_OPENBLAS_CORETYPE_POLICY, "auto") != 0) return;
-    const char *core = td_blas_better_coretype();
-    if (!core) return;
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    setenv("TOKDROP_BLAS_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the kernels we have */
-}
-
 int main(int argc, char **argv)
 {
-    maybe_restart_for_blas(argv);
+    /* OpenBLAS picks its kernels when loaded; an older OpenBLAS falls back
+     * to AVX2 on recent Xeons, so restart with the AVX-512 ones (policy set
+     * in Makefile.inc; a user's OPENBLAS_CORETYPE always wins). */
+    if (strcmp(TD_OPENBLAS_CORETYPE_POLICY, "auto") == 0) td_blas_restart_for_fast_kernels(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? TD_EXIT_USAGE : TD_EXIT_OK;

@@ -1,0 +1,5 @@
+# End-to-end tests of the programs (shell scripts under tests/cli).
+add_test(NAME cli_train_runs
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/train_runs.sh $<TARGET_FILE:tokdrop-bin>
+                 ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_train_runs)
+set_tests_properties(cli_train_runs PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
