@@ -216,8 +216,11 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     s.kept_fraction = tr->dropping ? (double)K / (double)cfg->data.seq_len : 1.0;
     s.t_total = now_s() - t_start;
     *out = s;
-    if (!isfinite(s.loss))
-        return td_error_set(err, TD_ERR_ARG, "step %lld: loss is %g; lower optimizer.lr or check the data",
-                            (long long)s.step, s.loss);
+    /* The optimizer leaves parameters and moments untouched on a non-finite
+     * gradient norm; stop here rather than train on with a broken step. */
+    if (!isfinite(s.loss) || !isfinite(s.grad_norm))
+        return td_error_set(err, TD_ERR_ARG,
+                            "step %lld: loss %g, gradient norm %g; lower optimizer.lr or check the data",
+                            (long long)s.step, s.loss, s.grad_norm);
     return TD_OK;
 }
