@@ -12,8 +12,11 @@ char *openblas_get_corename(void);
 
 void td_blas_set_threads(int n_threads)
 {
+    /* OpenBLAS stays on one thread: td_gemm parallelizes over blocks of the
+     * output with OpenMP, which keeps results independent of the thread
+     * count (OpenBLAS's own threading does not, with its AVX2 kernels). */
     if (n_threads < 1) n_threads = 1;
-    openblas_set_num_threads(n_threads);
+    openblas_set_num_threads(1);
     omp_set_num_threads(n_threads);
 }
 

@@ -14,14 +14,47 @@
 
 /* ---- matrix products --------------------------------------------------- */
 
+/* Threads never change results (SPEC section 4), but OpenBLAS's own
+ * threading does: with its AVX2 kernels, sgemm results differ by an ulp
+ * between 1 and 2 threads. So OpenBLAS always runs on one thread (see
+ * blas.c) and we split C into blocks whose sizes depend only on the shape,
+ * computed in parallel by OpenMP: each element sees the same sequence of
+ * operations whatever the thread count. */
+#define TD_GEMM_BLOCK 256
+
+static void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                  int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha, A,
+                (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
 void td_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
              int64_t ldc)
 {
     if (M == 0 || N == 0) return;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha, A,
-                (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    /* Split the longer of M and N into blocks of TD_GEMM_BLOCK. */
+    bool split_rows = M >= N;
+    int64_t len = split_rows ? M : N;
+    int64_t n_blocks = (len + TD_GEMM_BLOCK - 1) / TD_GEMM_BLOCK;
+    if (n_blocks == 1) {
+        sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        int64_t i0 = blk * TD_GEMM_BLOCK;
+        int64_t n = len - i0 < TD_GEMM_BLOCK ? len - i0 : TD_GEMM_BLOCK;
+        if (split_rows) /* rows i0.. of op(A) and C */
+            sgemm(trans_a, trans_b, n, N, K, alpha, trans_a ? A + i0 : A + i0 * lda, lda, B, ldb,
+                  beta, C + i0 * ldc, ldc);
+        else /* columns i0.. of op(B) and C */
+            sgemm(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + i0 * ldb : B + i0, ldb,
+                  beta, C + i0, ldc);
+    }
 }
 
 void td_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

@@ -5,7 +5,8 @@
 
 #include <stdbool.h>
 
-/* Threads for OpenBLAS and for tokdrop's own OpenMP loops. */
+/* Threads for tokdrop's OpenMP loops, td_gemm included (OpenBLAS itself
+ * is kept on one thread; see td_gemm). */
 void td_blas_set_threads(int n_threads);
 
 /* OpenBLAS's name for the kernels it uses ("SkylakeX", "Haswell", ...). */
