@@ -1,0 +1,425 @@
+/* tokdrop-prep: the command line (SPEC section 5). Parses the options of
+ * each subcommand, calls the library, and turns errors into one line on
+ * stderr with a non-zero exit status (1: the work failed, 2: bad usage). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corpus.h"
+#include "input.h"
+#include "shard_writer.h"
+#include "shards.h"
+#include "tokdrop/error.h"
+#include "unicode.h"
+#include "vocab_learn.h"
+#include "wordpiece.h"
+
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+static const char *MAIN_HELP =
+    "usage: tokdrop-prep COMMAND [OPTIONS] [INPUT...]\n"
+    "\n"
+    "Turns UTF-8 text (one sentence or paragraph per line, a blank line between\n"
+    "documents; each input file also ends a document) into tokdrop training shards.\n"
+    "\n"
+    "commands:\n"
+    "  vocab     learn a WordPiece vocabulary from the text\n"
+    "  tokenize  print the WordPiece tokens of each input line\n"
+    "  shards    write NSP/MLM training shards (HDF5, NVIDIA BERT layout)\n"
+    "\n"
+    "INPUT is a file (.gz is decompressed), a directory (all files in it,\n"
+    "recursively, in sorted order) or - for stdin.\n"
+    "Run tokdrop-prep COMMAND --help for the options of a command.\n";
+
+static const char *VOCAB_HELP =
+    "usage: tokdrop-prep vocab --size N --out vocab.txt [--cased] [--jobs N] INPUT...\n"
+    "\n"
+    "Learns a WordPiece vocabulary of N tokens: [PAD] [UNK] [CLS] [SEP] [MASK], every\n"
+    "character seen and its ## form, then the most frequent adjacent pieces merged\n"
+    "(BPE-style) until N tokens or no pair occurs twice.\n"
+    "\n"
+    "  --size N     vocabulary size, special tokens included (>= 16)\n"
+    "  --out FILE   the vocabulary file to write (one token a line)\n"
+    "  --cased      keep case and accents (default: lower-case, strip accents)\n"
+    "  --jobs N     threads for reading and counting (default: all cores)\n"
+    "  --quiet      no progress or summary on stderr\n";
+
+static const char *TOKENIZE_HELP =
+    "usage: tokdrop-prep tokenize --vocab vocab.txt [--cased] [--jobs N] [INPUT...]\n"
+    "\n"
+    "Prints, for each input line, its WordPiece tokens joined by one space (an empty\n"
+    "line for an empty input line): BERT's BasicTokenizer and WordPiece as in\n"
+    "google-research/bert. Reads stdin when no INPUT is given.\n"
+    "\n"
+    "  --vocab FILE  BERT vocab.txt (must hold [PAD] [UNK] [CLS] [SEP] [MASK])\n"
+    "  --cased       keep case and accents (default: lower-case, strip accents)\n"
+    "  --jobs N      threads (default: all cores); the output does not depend on it\n";
+
+static const char *SHARDS_HELP =
+    "usage: tokdrop-prep shards --vocab vocab.txt --out DIR [OPTIONS] INPUT...\n"
+    "\n"
+    "Writes DIR/train/shard_NNNNN.h5 (and DIR/eval/ with --eval-fraction) in the\n"
+    "NVIDIA DeepLearningExamples BERT layout plus token_counts: sequence pairs for\n"
+    "next-sentence prediction and masked-LM predictions as google-research/bert's\n"
+    "create_pretraining_data.py makes them. Shard files of an earlier run in DIR\n"
+    "are removed. The output depends on the seed, not on --jobs.\n"
+    "\n"
+    "  --vocab FILE           BERT vocab.txt\n"
+    "  --out DIR              output directory\n"
+    "  --shards N             train shard files (default: one per 65536 sequences)\n"
+    "  --seq-len T            sequence length (default 128)\n"
+    "  --max-pred P           masked-LM predictions per sequence (default 20)\n"
+    "  --masking MODE         static (default) or none (the trainer masks)\n"
+    "  --whole-word           mask whole words (a word's ## pieces together)\n"
+    "  --dupe-factor K        passes over the documents, each masked anew (default 5)\n"
+    "  --short-seq-prob X     probability of a shorter target length (default 0.1)\n"
+    "  --masked-lm-prob X     fraction of tokens to predict (default 0.15)\n"
+    "  --eval-fraction X      documents held out for DIR/eval (default 0; eval uses\n"
+    "                         dupe factor 1)\n"
+    "  --seed S               random seed (default 12345)\n"
+    "  --doc-per-file         each input file is one document (blank lines do not\n"
+    "                         end documents)\n"
+    "  --cased                keep case and accents\n"
+    "  --jobs N               threads (default: all cores)\n"
+    "  --quiet                no progress or summary on stderr\n";
+
+/* ---- option parsing --------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;  /* without the leading -- */
+    int takes_value;
+    const char *value; /* set by parse_args; "1" for a flag */
+} opt;
+
+/* Splits argv[first..] into options (from specs) and positional arguments.
+ * Returns 0 on success, 1 when --help was given, -1 on a usage error. */
+static int parse_args(int argc, char **argv, int first, const char *cmd, opt *specs, int n_specs,
+                      const char **pos, int *n_pos)
+{
+    *n_pos = 0;
+    int only_pos = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
+        if (a[1] != '-') {
+            fprintf(stderr, "tokdrop-prep %s: unknown option '%s'; expected --NAME options "
+                    "(see tokdrop-prep %s --help)\n", cmd, a, cmd);
+            return -1;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        opt *o = NULL;
+        for (int k = 0; k < n_specs; k++)
+            if (strlen(specs[k].name) == name_len && strncmp(specs[k].name, name, name_len) == 0)
+                o = &specs[k];
+        if (!o) {
+            fprintf(stderr, "tokdrop-prep %s: unknown option '%.*s' (see tokdrop-prep %s --help)\n",
+                    cmd, (int)(name_len + 2), a, cmd);
+            return -1;
+        }
+        if (o->takes_value) {
+            if (eq) {
+                o->value = eq + 1;
+            } else if (i + 1 < argc) {
+                o->value = argv[++i];
+            } else {
+                fprintf(stderr, "tokdrop-prep %s: option --%s needs a value (see tokdrop-prep "
+                        "%s --help)\n", cmd, o->name, cmd);
+                return -1;
+            }
+        } else {
+            if (eq) {
+                fprintf(stderr, "tokdrop-prep %s: option --%s takes no value\n", cmd, o->name);
+                return -1;
+            }
+            o->value = "1";
+        }
+    }
+    return 0;
+}
+
+static const char *opt_value(const opt *specs, int n_specs, const char *name)
+{
+    for (int k = 0; k < n_specs; k++)
+        if (strcmp(specs[k].name, name) == 0) return specs[k].value;
+    return NULL;
+}
+
+static int parse_i64(const char *cmd, const char *name, const char *s, int64_t lo, int64_t hi,
+                     int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "tokdrop-prep %s: --%s '%s': expected an integer in %lld..%lld\n", cmd,
+                name, s, (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_f64(const char *cmd, const char *name, const char *s, double lo, double hi,
+                     double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "tokdrop-prep %s: --%s '%s': expected a number in [%g, %g]\n", cmd, name,
+                s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int fail(const td_error *err)
+{
+    fprintf(stderr, "tokdrop-prep: error: %s\n", err->msg);
+    return EXIT_FAIL;
+}
+
+static int missing(const char *cmd, const char *what)
+{
+    fprintf(stderr, "tokdrop-prep %s: %s is required (see tokdrop-prep %s --help)\n", cmd, what,
+            cmd);
+    return EXIT_USAGE;
+}
+
+static int get_jobs(const char *cmd, const char *v, int *jobs)
+{
+    *jobs = tdp_nproc();
+    if (!v) return 0;
+    int64_t j;
+    if (parse_i64(cmd, "jobs", v, 1, 4096, &j) != 0) return -1;
+    *jobs = (int)j;
+    return 0;
+}
+
+/* ---- subcommands -------------------------------------------------------------------- */
+
+static int cmd_vocab(int argc, char **argv)
+{
+    opt specs[] = {{"size", 1, NULL}, {"out", 1, NULL}, {"cased", 0, NULL},
+                   {"jobs", 1, NULL}, {"quiet", 0, NULL}};
+    int ns = (int)(sizeof(specs) / sizeof(specs[0]));
+    const char **pos = malloc((size_t)argc * sizeof(char *));
+    int n_pos;
+    int rc = parse_args(argc, argv, 2, "vocab", specs, ns, pos, &n_pos);
+    if (rc != 0) {
+        if (rc > 0) fputs(VOCAB_HELP, stdout);
+        free(pos);
+        return rc > 0 ? 0 : EXIT_USAGE;
+    }
+    tdp_vocab_learn_options o = {.min_pair_count = 2};
+    const char *size = opt_value(specs, ns, "size"), *out = opt_value(specs, ns, "out");
+    if (!size || !out || n_pos == 0) {
+        free(pos);
+        return missing("vocab", !size ? "--size N" : !out ? "--out FILE" : "an INPUT");
+    }
+    if (parse_i64("vocab", "size", size, 16, INT32_MAX, &o.vocab_size) != 0 ||
+        get_jobs("vocab", opt_value(specs, ns, "jobs"), &o.n_jobs) != 0) {
+        free(pos);
+        return EXIT_USAGE;
+    }
+    o.lower_case = !opt_value(specs, ns, "cased");
+    o.quiet = opt_value(specs, ns, "quiet") != NULL;
+    tdp_vocab_learn_summary sum;
+    td_error err = {0};
+    td_status st = tdp_vocab_learn(out, pos, n_pos, &o, &sum, &err);
+    free(pos);
+    if (st != TD_OK) return fail(&err);
+    if (!o.quiet) {
+        fprintf(stderr, "tokdrop-prep: %.1f MB, %lld words (%lld distinct) read in %.2f s\n",
+                (double)sum.n_bytes / 1e6, (long long)sum.n_words, (long long)sum.n_unique_words,
+                sum.t_count_s);
+        fprintf(stderr, "tokdrop-prep: wrote %s: %lld tokens (5 special, %lld characters and "
+                "their ## forms, %lld merges) in %.2f s\n", out, (long long)sum.n_tokens,
+                (long long)sum.n_chars, (long long)sum.n_merges, sum.t_merge_s);
+        if (sum.n_chars_dropped)
+            fprintf(stderr, "tokdrop-prep: note: %lld rare characters did not fit and will be "
+                    "[UNK]\n", (long long)sum.n_chars_dropped);
+        if (sum.n_tokens < o.vocab_size)
+            fprintf(stderr, "tokdrop-prep: note: stopped at %lld tokens: no pair of pieces "
+                    "occurs twice more\n", (long long)sum.n_tokens);
+    }
+    return 0;
+}
+
+static int cmd_tokenize(int argc, char **argv)
+{
+    opt specs[] = {{"vocab", 1, NULL}, {"cased", 0, NULL}, {"jobs", 1, NULL}};
+    int ns = (int)(sizeof(specs) / sizeof(specs[0]));
+    const char **pos = malloc((size_t)argc * sizeof(char *));
+    int n_pos;
+    int rc = parse_args(argc, argv, 2, "tokenize", specs, ns, pos, &n_pos);
+    if (rc != 0) {
+        if (rc > 0) fputs(TOKENIZE_HELP, stdout);
+        free(pos);
+        return rc > 0 ? 0 : EXIT_USAGE;
+    }
+    const char *vocab_path = opt_value(specs, ns, "vocab");
+    int jobs;
+    if (!vocab_path) {
+        free(pos);
+        return missing("tokenize", "--vocab FILE");
+    }
+    if (get_jobs("tokenize", opt_value(specs, ns, "jobs"), &jobs) != 0) {
+        free(pos);
+        return EXIT_USAGE;
+    }
+    td_error err = {0};
+    tdp_vocab v;
+    td_status st = tdp_vocab_load(&v, vocab_path, &err);
+    if (st != TD_OK) {
+        free(pos);
+        return fail(&err);
+    }
+    tdp_inputs in;
+    st = tdp_inputs_expand(&in, pos, n_pos, 1, &err);
+    free(pos);
+    if (st == TD_OK) {
+        st = tdp_tokenize_to_file(stdout, &in, &v, !opt_value(specs, ns, "cased"), jobs, NULL,
+                                  &err);
+        tdp_inputs_free(&in);
+    }
+    tdp_vocab_free(&v);
+    if (st == TD_OK && fflush(stdout) != 0)
+        st = td_error_set(&err, TD_ERR_IO, "cannot write the tokens to stdout: %s",
+                          strerror(errno));
+    return st == TD_OK ? 0 : fail(&err);
+}
+
+static int cmd_shards(int argc, char **argv)
+{
+    opt specs[] = {
+        {"vocab", 1, NULL},          {"out", 1, NULL},       {"shards", 1, NULL},
+        {"seq-len", 1, NULL},        {"max-pred", 1, NULL},  {"masking", 1, NULL},
+        {"whole-word", 0, NULL},     {"dupe-factor", 1, NULL}, {"short-seq-prob", 1, NULL},
+        {"masked-lm-prob", 1, NULL}, {"eval-fraction", 1, NULL}, {"seed", 1, NULL},
+        {"cased", 0, NULL},          {"jobs", 1, NULL},      {"quiet", 0, NULL},
+        {"doc-per-file", 0, NULL},
+    };
+    int ns = (int)(sizeof(specs) / sizeof(specs[0]));
+    const char **pos = malloc((size_t)argc * sizeof(char *));
+    int n_pos;
+    int rc = parse_args(argc, argv, 2, "shards", specs, ns, pos, &n_pos);
+    if (rc != 0) {
+        if (rc > 0) fputs(SHARDS_HELP, stdout);
+        free(pos);
+        return rc > 0 ? 0 : EXIT_USAGE;
+    }
+    tdp_shards_options o = {
+        .inst = {.seq_len = 128, .max_pred = 20, .dupe_factor = 5, .short_seq_prob = 0.1,
+                 .masked_lm_prob = 0.15, .masking = TDP_MASKING_STATIC, .seed = 12345},
+    };
+    o.vocab_path = opt_value(specs, ns, "vocab");
+    o.out_dir = opt_value(specs, ns, "out");
+    if (!o.vocab_path || !o.out_dir || n_pos == 0) {
+        free(pos);
+        return missing("shards", !o.vocab_path ? "--vocab FILE" : !o.out_dir ? "--out DIR"
+                                                                            : "an INPUT");
+    }
+    const char *v;
+    int bad = 0;
+    int64_t seed = 12345;
+    if ((v = opt_value(specs, ns, "shards")))
+        bad |= parse_i64("shards", "shards", v, 1, 1000000, &o.n_shards);
+    if ((v = opt_value(specs, ns, "seq-len")))
+        bad |= parse_i64("shards", "seq-len", v, 5, 65536, &o.inst.seq_len);
+    if ((v = opt_value(specs, ns, "max-pred")))
+        bad |= parse_i64("shards", "max-pred", v, 1, 65536, &o.inst.max_pred);
+    if ((v = opt_value(specs, ns, "dupe-factor")))
+        bad |= parse_i64("shards", "dupe-factor", v, 1, 1000, &o.inst.dupe_factor);
+    if ((v = opt_value(specs, ns, "short-seq-prob")))
+        bad |= parse_f64("shards", "short-seq-prob", v, 0.0, 1.0, &o.inst.short_seq_prob);
+    if ((v = opt_value(specs, ns, "masked-lm-prob")))
+        bad |= parse_f64("shards", "masked-lm-prob", v, 1e-9, 1.0, &o.inst.masked_lm_prob);
+    if ((v = opt_value(specs, ns, "eval-fraction")))
+        bad |= parse_f64("shards", "eval-fraction", v, 0.0, 0.999999, &o.eval_fraction);
+    if ((v = opt_value(specs, ns, "seed"))) bad |= parse_i64("shards", "seed", v, 0, INT64_MAX, &seed);
+    if ((v = opt_value(specs, ns, "masking"))) {
+        if (strcmp(v, "static") == 0) {
+            o.inst.masking = TDP_MASKING_STATIC;
+        } else if (strcmp(v, "none") == 0) {
+            o.inst.masking = TDP_MASKING_NONE;
+        } else {
+            fprintf(stderr, "tokdrop-prep shards: --masking '%s': expected static or none\n", v);
+            bad = 1;
+        }
+    }
+    bad |= get_jobs("shards", opt_value(specs, ns, "jobs"), &o.n_jobs);
+    if (bad) {
+        free(pos);
+        return EXIT_USAGE;
+    }
+    o.inst.seed = (uint64_t)seed;
+    o.inst.whole_word = opt_value(specs, ns, "whole-word") != NULL;
+    o.lower_case = !opt_value(specs, ns, "cased");
+    o.doc_per_file = opt_value(specs, ns, "doc-per-file") != NULL;
+    o.quiet = opt_value(specs, ns, "quiet") != NULL;
+
+    td_error err = {0};
+    if (tdp_shards_check_options(&o, &err) != TD_OK) {
+        free(pos);
+        fprintf(stderr, "tokdrop-prep shards: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    tdp_shards_summary s;
+    td_status st = tdp_shards_run(&o, pos, n_pos, &s, &err);
+    free(pos);
+    if (st != TD_OK) return fail(&err);
+    if (!o.quiet) {
+        double mb = (double)s.n_bytes / 1e6;
+        fprintf(stderr, "tokdrop-prep: %lld files, %.1f MB, %lld lines -> %lld documents "
+                "(%lld train, %lld eval), %lld tokens, [UNK] rate %.4f%%\n",
+                (long long)s.n_files, mb, (long long)s.n_lines, (long long)s.n_docs,
+                (long long)s.n_train_docs, (long long)s.n_eval_docs, (long long)s.n_tokens,
+                s.n_tokens ? 100.0 * (double)s.n_unk / (double)s.n_tokens : 0.0);
+        fprintf(stderr, "tokdrop-prep: %lld train sequences in %lld shards, %lld eval sequences "
+                "in %lld shards under %s\n", (long long)s.n_train_seqs,
+                (long long)s.n_train_shards, (long long)s.n_eval_seqs,
+                (long long)s.n_eval_shards, o.out_dir);
+        fprintf(stderr, "tokdrop-prep: %.2f s (tokenize %.2f s = %.1f MB/s with %d thread(s), "
+                "sequences %.2f s, shards %.2f s)\n", s.t_total_s, s.t_read_s,
+                s.t_read_s > 0 ? mb / s.t_read_s : 0.0, o.n_jobs, s.t_build_s, s.t_write_s);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(MAIN_HELP, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(MAIN_HELP, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("tokdrop-prep (tokdrop) shard format %d, Unicode %s\n", TDP_SHARD_FORMAT_VERSION,
+               tdp_unicode_version());
+        return 0;
+    }
+    if (strcmp(cmd, "vocab") == 0) return cmd_vocab(argc, argv);
+    if (strcmp(cmd, "tokenize") == 0) return cmd_tokenize(argc, argv);
+    if (strcmp(cmd, "shards") == 0) return cmd_shards(argc, argv);
+    fprintf(stderr, "tokdrop-prep: unknown command '%s'; expected vocab, tokenize or shards "
+            "(see tokdrop-prep --help)\n", cmd);
+    return EXIT_USAGE;
+}
