@@ -83,3 +83,54 @@ _Noreturn void td_dist_abort(const td_dist *dist, const char *msg)
     MPI_Abort(dist->comm, 1);
     exit(1);
 }
+
+void td_dist_pending_init(td_dist_pending *p, int capacity)
+{
+    p->reqs = td_xmalloc((size_t)capacity * sizeof(MPI_Request));
+    p->n = 0;
+    p->cap = capacity;
+}
+
+void td_dist_pending_free(td_dist_pending *p)
+{
+    free(p->reqs);
+    p->reqs = NULL;
+    p->n = p->cap = 0;
+}
+
+void td_dist_iallreduce_f32(const td_dist *dist, float *buf, int64_t n_elems, td_dist_pending *p)
+{
+    if (dist->size == 1) return;
+    while (n_elems > 0) {
+        int n = n_elems > INT_MAX / 2 ? INT_MAX / 2 : (int)n_elems;
+        TD_ASSERT(p->n < p->cap);
+        TD_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, dist->comm,
+                                    &p->reqs[p->n++]));
+        buf += n;
+        n_elems -= n;
+    }
+}
+
+void td_dist_progress(td_dist_pending *p)
+{
+    if (p->n == 0) return;
+    int done = 0;
+    TD_MPI_CHECK(MPI_Testall(p->n, p->reqs, &done, MPI_STATUSES_IGNORE));
+    if (done) p->n = 0;
+}
+
+void td_dist_wait(td_dist_pending *p)
+{
+    if (p->n == 0) return;
+    TD_MPI_CHECK(MPI_Waitall(p->n, p->reqs, MPI_STATUSES_IGNORE));
+    p->n = 0;
+}
+
+bool td_dist_all_equal_u64(const td_dist *dist, uint64_t value)
+{
+    if (dist->size == 1) return true;
+    uint64_t lo = value, hi = value;
+    TD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, dist->comm));
+    TD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, dist->comm));
+    return lo == hi;
+}

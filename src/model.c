@@ -681,8 +681,40 @@ static void heads_backward(td_model *m, float *dh)
         for (int64_t c = 0; c < H; c++) dh[b * T * H + c] += a->d_cls[b * H + c];
 }
 
-void td_model_backward(td_model *m)
+/* Tensor table layout: 5 embedding tensors, 16 per layer, then 9 heads. */
+enum { EMB_TENSORS = 5, LAYER_TENSORS = 16 };
+
+static void tensor_span(const td_model *m, int first, int count, int64_t *offset, int64_t *n_elems)
 {
+    const td_tensor_info *a = &m->tensors[first], *b = &m->tensors[first + count - 1];
+    *offset = a->offset;
+    *n_elems = b->offset + b->n_elems - a->offset;
+}
+
+void td_model_layer_range(const td_model *m, int64_t l, int64_t *offset, int64_t *n_elems)
+{
+    tensor_span(m, EMB_TENSORS + (int)l * LAYER_TENSORS, LAYER_TENSORS, offset, n_elems);
+}
+
+void td_model_heads_range(const td_model *m, int64_t *offset, int64_t *n_elems)
+{
+    int first = EMB_TENSORS + (int)m->L * LAYER_TENSORS;
+    tensor_span(m, first, m->n_tensors - first, offset, n_elems);
+}
+
+void td_model_embeddings_range(const td_model *m, int64_t *offset, int64_t *n_elems)
+{
+    tensor_span(m, 0, EMB_TENSORS, offset, n_elems);
+}
+
+static void report_ready(td_grads_ready_fn ready, void *ctx, int64_t offset, int64_t n_elems)
+{
+    if (ready) ready(ctx, offset, n_elems);
+}
+
+void td_model_backward(td_model *m, td_grads_ready_fn ready, void *ready_ctx)
+{
+    int64_t off, n;
     td_model_acts *a = m->acts;
     const td_forward_args *args = &a->args;
     const td_batch *bt = args->batch;
@@ -694,6 +726,8 @@ void td_model_backward(td_model *m)
     float *din = a->dh_b;  /* gradient of its input */
     zero(dout, N * H);
     heads_backward(m, dout);
+    td_model_heads_range(m, &off, &n);
+    report_ready(ready, ready_ctx, off, n);
 
     for (int64_t l = L - 1; l >= 0; l--) {
         float *t;
@@ -710,6 +744,8 @@ void td_model_backward(td_model *m)
                     memcpy(dout + (b * K + i) * H, din + row * H, (size_t)H * sizeof(float));
                     zero(a->dh_skip + row * H, H);
                 }
+            td_model_layer_range(m, l, &off, &n);
+            report_ready(ready, ready_ctx, off, n);
             continue; /* dout now holds the gradient of layer L-2's output */
         } else if (a->dropping && l > f) {
             zero(din, B * K * H);
@@ -737,6 +773,8 @@ void td_model_backward(td_model *m)
         t = dout;
         dout = din;
         din = t;
+        td_model_layer_range(m, l, &off, &n);
+        report_ready(ready, ready_ctx, off, n);
     }
 
     /* dout is now the gradient of h0 = dropout(LN(embeddings)) */
@@ -749,4 +787,6 @@ void td_model_backward(td_model *m)
                           m->p.emb_ln_w, N, H);
     td_embeddings_backward(g->word, g->pos, g->type, dout, bt->input_ids, bt->segment_ids, B, T,
                            H);
+    td_model_embeddings_range(m, &off, &n);
+    report_ready(ready, ready_ctx, off, n);
 }

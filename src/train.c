@@ -22,17 +22,28 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Ids the data reader needs for dynamic masking. */
-static td_status special_ids(td_data_options *o, const td_vocab *vocab, const char *vocab_path,
-                             td_error *err)
+td_status td_trainer_data_options(td_data_options *o, const td_config *cfg, const td_dist *dist,
+                                  const td_vocab *vocab, td_error *err)
 {
+    *o = (td_data_options){
+        .seq_len = cfg->data.seq_len,
+        .max_pred = cfg->data.max_pred,
+        .vocab_size = cfg->model.vocab_size,
+        .rank = dist->rank,
+        .n_ranks = dist->size,
+        .seed = cfg->train.seed,
+        .dynamic_masking = cfg->data.masking == TD_MASKING_DYNAMIC,
+    };
+    if (!o->dynamic_masking) return TD_OK;
+    if (vocab->size == 0)
+        return td_error_set(err, TD_ERR_CONFIG, "data.masking: dynamic needs model.vocab for the [MASK] id");
     static const char *const names[] = {"[MASK]", "[CLS]", "[SEP]", "[PAD]"};
     int32_t *dst[] = {&o->mask_id, &o->cls_id, &o->sep_id, &o->pad_id};
     for (int i = 0; i < 4; i++) {
         int64_t id = td_vocab_find(vocab, names[i]);
         if (id < 0)
             return td_error_set(err, TD_ERR_FORMAT, "%s: vocabulary has no %s token (dynamic masking needs it)",
-                                vocab_path, names[i]);
+                                cfg->model.vocab, names[i]);
         *dst[i] = (int32_t)id;
     }
     return TD_OK;
@@ -82,24 +93,15 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
         }
     }
 
-    td_data_options dopt = {
-        .seq_len = T,
-        .max_pred = MP,
-        .vocab_size = mc->vocab_size,
-        .rank = dist->rank,
-        .n_ranks = dist->size,
-        .seed = cfg->train.seed,
-        .dynamic_masking = cfg->data.masking == TD_MASKING_DYNAMIC,
-    };
-    if (dopt.dynamic_masking) {
-        if (!mc->vocab[0]) {
-            st = td_error_set(err, TD_ERR_CONFIG, "data.masking: dynamic needs model.vocab for the [MASK] id");
-            goto fail;
-        }
-        if ((st = special_ids(&dopt, &tr->vocab, mc->vocab, err)) != TD_OK) goto fail;
-    }
+    td_data_options dopt;
+    if ((st = td_trainer_data_options(&dopt, cfg, dist, &tr->vocab, err)) != TD_OK) goto fail;
     if ((st = td_data_open(&tr->data, cfg->data.train, &dopt, err)) != TD_OK) goto fail;
+    if (cfg->data.eval[0] && (st = td_data_open(&tr->eval_data, cfg->data.eval, &dopt, err)) != TD_OK)
+        goto fail;
 
+    const char *mode = getenv("TOKDROP_ALLREDUCE");
+    tr->overlap = !(mode && strcmp(mode, "blocking") == 0);
+    td_dist_pending_init(&tr->pending, (int)(2 * tr->model.L + 8));
     tr->n_micro = cfg->train.accumulation;
     tr->micro = td_xcalloc((size_t)tr->n_micro, sizeof(td_batch));
     for (int64_t a = 0; a < tr->n_micro; a++) td_batch_init(&tr->micro[a], B, T, MP);
@@ -119,11 +121,28 @@ void td_trainer_free(td_trainer *tr)
     free(tr->kept);
     free(tr->grads_before_clip);
     if (tr->data) td_data_free(tr->data);
+    if (tr->eval_data) td_data_free(tr->eval_data);
+    td_dist_pending_free(&tr->pending);
     if (tr->tracking) td_drop_free(&tr->drop);
     td_optim_free(&tr->optim);
     td_model_free(&tr->model);
     td_vocab_free(&tr->vocab);
     memset(tr, 0, sizeof(*tr));
+}
+
+/* Gradient buckets start their allreduce as the backward finishes them. */
+typedef struct {
+    td_trainer *tr;
+    double t_comm; /* seconds spent inside MPI calls during the backward */
+} overlap_ctx;
+
+static void on_grads_ready(void *ctx, int64_t offset, int64_t n_elems)
+{
+    overlap_ctx *oc = ctx;
+    double t0 = now_s();
+    td_dist_iallreduce_f32(oc->tr->dist, oc->tr->model.grads + offset, n_elems, &oc->tr->pending);
+    td_dist_progress(&oc->tr->pending);
+    oc->t_comm += now_s() - t0;
 }
 
 td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
@@ -182,14 +201,23 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
         sums[3] += (double)fs.nsp_correct;
         if (loss_importance) td_drop_stats_add(&tr->drop, batch, fs.pred_loss);
         s.t_forward += now_s() - t0;
+        /* the last micro-batch's backward finishes the gradients: reduce
+         * each layer's bucket while the layers below are still running */
+        bool last = a == tr->n_micro - 1;
+        overlap_ctx oc = {tr, 0.0};
+        bool reduce_now = last && tr->overlap && dist->size > 1;
         t0 = now_s();
-        td_model_backward(model);
-        s.t_backward += now_s() - t0;
+        td_model_backward(model, reduce_now ? on_grads_ready : NULL, &oc);
+        s.t_backward += now_s() - t0 - oc.t_comm;
+        s.t_allreduce += oc.t_comm;
     }
 
-    /* 3. allreduce: gradients, loss terms, importance statistics */
+    /* 3. allreduce: the rest of the gradients, loss terms, importance statistics */
     t0 = now_s();
-    td_dist_allreduce_f32(dist, model->grads, model->n_params);
+    if (tr->overlap && dist->size > 1)
+        td_dist_wait(&tr->pending);
+    else
+        td_dist_allreduce_f32(dist, model->grads, model->n_params);
     td_dist_allreduce_f64(dist, sums, 4);
     if (loss_importance) td_dist_allreduce_f64(dist, tr->drop.stats, 2 * tr->drop.V);
     s.t_allreduce += now_s() - t0;
@@ -223,4 +251,31 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
                             "step %lld: loss %g, gradient norm %g; lower optimizer.lr or check the data",
                             (long long)s.step, s.loss, s.grad_norm);
     return TD_OK;
+}
+
+td_status td_trainer_eval(td_trainer *tr, td_eval_result *result, td_error *err)
+{
+    TD_ASSERT(tr->eval_data != NULL);
+    return td_eval_run(&tr->model, tr->eval_data, &tr->micro[0], tr->cfg.run.eval_batches, tr->dist,
+                       result, err);
+}
+
+uint64_t td_hash_floats(const float *x, int64_t n_elems)
+{
+    /* FNV-1a over 32-bit words: order-sensitive, cheap, no false equality
+     * worth worrying about for replicas that should be bit-identical. */
+    const uint32_t *w = (const uint32_t *)(const void *)x;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int64_t i = 0; i < n_elems; i++) h = (h ^ w[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+td_status td_trainer_check_replicas(const td_trainer *tr, td_error *err)
+{
+    uint64_t h = td_hash_floats(tr->model.params, tr->model.n_params);
+    if (td_dist_all_equal_u64(tr->dist, h)) return TD_OK;
+    return td_error_set(err, TD_ERR_MPI,
+                        "after step %lld the parameters differ between ranks (data-parallel replicas "
+                        "diverged: mixed library builds or CPU kinds across nodes?)",
+                        (long long)tr->step);
 }

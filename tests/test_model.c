@@ -85,7 +85,7 @@ static void gradient_check(td_model *m, const td_forward_args *a)
 {
     td_model_zero_grads(m);
     loss_of(m, a);
-    td_model_backward(m);
+    td_model_backward(m, NULL, NULL);
     double err2 = 0, ref2 = 0;
     int n_checked = 0, n_nonzero_tensors = 0;
     for (int i = 0; i < m->n_tensors; i++) {
@@ -200,7 +200,7 @@ static void test_keep_all_equals_full(void **state)
     td_model_zero_grads(&m);
     td_model_forward(&m, &full, &st);
     double mlm_full = st.mlm_loss_sum, nsp_full = st.nsp_loss_sum;
-    td_model_backward(&m);
+    td_model_backward(&m, NULL, NULL);
     memcpy(g_full, m.grads, (size_t)m.n_params * sizeof(float));
 
     for (int64_t f = 0; f <= L - 2; f++) {
@@ -209,7 +209,7 @@ static void test_keep_all_equals_full(void **state)
         td_model_forward(&m, &drop, &st);
         assert_true(st.mlm_loss_sum == mlm_full);
         assert_true(st.nsp_loss_sum == nsp_full);
-        td_model_backward(&m);
+        td_model_backward(&m, NULL, NULL);
         assert_memory_equal(m.grads, g_full, (size_t)m.n_params * sizeof(float));
     }
     free(g_full);
@@ -320,10 +320,62 @@ static void test_one_layer_by_hand(void **state)
     assert_true(fabs(st.nsp_loss_sum - nsp) < 1e-6);
     assert_int_equal(st.mlm_correct, 1);
     assert_int_equal(st.nsp_correct, 0);
-    td_model_backward(&m);
+    td_model_backward(&m, NULL, NULL);
     double z = 2.0 + 1.0 / e + e;
     double expect[4] = {1 / z, (1 / e) / z, e / z - 1.0, 1 / z};
     for (int v = 0; v < 4; v++) assert_true(fabs(m.g.mlm_bias[v] - expect[v]) < 1e-6);
+    td_batch_free(&bt);
+    td_model_free(&m);
+}
+
+/* The backward reports gradient ranges heads, layers L-1..0, embeddings;
+ * each range is final when reported (a snapshot then equals the end
+ * result), and together they cover every tensor exactly once. */
+typedef struct {
+    const td_model *m;
+    float *snapshot;
+    int64_t offsets[L + 2];
+    int n;
+} ready_log;
+
+static void record_ready(void *ctx, int64_t offset, int64_t n_elems)
+{
+    ready_log *log = ctx;
+    assert_true(log->n < L + 2);
+    log->offsets[log->n++] = offset;
+    memcpy(log->snapshot + offset, log->m->grads + offset, (size_t)n_elems * sizeof(float));
+}
+
+static void test_grads_ready_ranges(void **state)
+{
+    (void)state;
+    td_model m;
+    td_batch bt;
+    init_model(&m, 0.1);
+    tiny_batch(&bt);
+    int32_t kept[B * 4];
+    some_kept(kept, 4);
+    td_forward_args a = args_for(&bt, kept, 4, 1, true);
+    ready_log log = {.m = &m, .snapshot = calloc((size_t)m.n_params, sizeof(float))};
+    td_model_zero_grads(&m);
+    loss_of(&m, &a);
+    td_model_backward(&m, record_ready, &log);
+    assert_int_equal(log.n, L + 2);
+    int64_t off, n;
+    td_model_heads_range(&m, &off, &n);
+    assert_int_equal(log.offsets[0], off);
+    for (int64_t l = L - 1; l >= 0; l--) {
+        td_model_layer_range(&m, l, &off, &n);
+        assert_int_equal(log.offsets[L - l], off);
+    }
+    td_model_embeddings_range(&m, &off, &n);
+    assert_int_equal(log.offsets[L + 1], off);
+    for (int i = 0; i < m.n_tensors; i++) {
+        const td_tensor_info *ti = &m.tensors[i];
+        assert_memory_equal(log.snapshot + ti->offset, m.grads + ti->offset,
+                            (size_t)ti->n_elems * sizeof(float));
+    }
+    free(log.snapshot);
     td_batch_free(&bt);
     td_model_free(&m);
 }
@@ -336,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_dropping),
         cmocka_unit_test(test_keep_all_equals_full),
         cmocka_unit_test(test_padding_invariance),
+        cmocka_unit_test(test_grads_ready_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

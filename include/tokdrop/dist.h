@@ -24,6 +24,27 @@ void td_dist_allreduce_f32(const td_dist *dist, float *buf, int64_t n_elems);
 void td_dist_allreduce_f64(const td_dist *dist, double *buf, int64_t n_elems);
 void td_dist_allreduce_i64(const td_dist *dist, int64_t *buf, int64_t n_elems);
 
+/* Non-blocking in-place sums, for reducing gradients bucket by bucket
+ * while the backward goes on. Requests live in a td_dist_pending. */
+typedef struct {
+    MPI_Request *reqs;
+    int n, cap;
+} td_dist_pending;
+
+void td_dist_pending_init(td_dist_pending *p, int capacity);
+void td_dist_pending_free(td_dist_pending *p);
+/* Starts the sum of buf over all ranks; buf must not be touched until
+ * td_dist_wait returns. */
+void td_dist_iallreduce_f32(const td_dist *dist, float *buf, int64_t n_elems, td_dist_pending *p);
+/* Lets MPI move outstanding reductions along (Open MPI progresses
+ * non-blocking collectives only inside MPI calls). */
+void td_dist_progress(td_dist_pending *p);
+/* Waits for every outstanding reduction and forgets them. */
+void td_dist_wait(td_dist_pending *p);
+
+/* Collective: the same 64-bit value on every rank? (e.g. a parameter hash) */
+bool td_dist_all_equal_u64(const td_dist *dist, uint64_t value);
+
 /* Collective: true when any rank passes failed = true. Lets every rank stop
  * together after a local error instead of waiting in a later collective. */
 bool td_dist_any_failed(const td_dist *dist, bool failed);

@@ -97,8 +97,22 @@ typedef struct {
 /* Forward of the micro-batch; keeps what the backward needs. */
 void td_model_forward(td_model *model, const td_forward_args *args, td_forward_stats *stats);
 
+/* Called during the backward each time a contiguous range of the gradient
+ * block [offset, offset + n_elems) is final: first the heads (pooler and
+ * cls.*, except the tied word embeddings), then each encoder layer from the
+ * last to the first, then the embeddings. Lets the caller start reducing a
+ * layer's gradients while the layers below are still in backward. */
+typedef void (*td_grads_ready_fn)(void *ctx, int64_t offset, int64_t n_elems);
+
 /* Backward of the last forward: grads += d(mlm_scale * sum CE_mlm +
- * nsp_scale * sum CE_nsp) / d(params). */
-void td_model_backward(td_model *model);
+ * nsp_scale * sum CE_nsp) / d(params). ready (may be NULL) is called as
+ * ranges become final. */
+void td_model_backward(td_model *model, td_grads_ready_fn ready, void *ready_ctx);
+
+/* The range of the gradient block holding encoder layer l's tensors, the
+ * heads' tensors (pooler and cls.*), and the embeddings' tensors. */
+void td_model_layer_range(const td_model *model, int64_t l, int64_t *offset, int64_t *n_elems);
+void td_model_heads_range(const td_model *model, int64_t *offset, int64_t *n_elems);
+void td_model_embeddings_range(const td_model *model, int64_t *offset, int64_t *n_elems);
 
 #endif

@@ -10,6 +10,7 @@
 #include "tokdrop/data.h"
 #include "tokdrop/dist.h"
 #include "tokdrop/drop.h"
+#include "tokdrop/eval.h"
 #include "tokdrop/error.h"
 #include "tokdrop/model.h"
 #include "tokdrop/optim.h"
@@ -43,7 +44,16 @@ typedef struct {
     int32_t *kept;        /* (n_micro, B, keep) */
     float *grads_before_clip; /* (n_params) only for --dump */
     int64_t step;         /* updates applied so far */
+    td_data *eval_data;   /* NULL when data.eval is "" */
+    bool overlap;         /* reduce gradients during the backward (default);
+                             TOKDROP_ALLREDUCE=blocking turns it off, to measure */
+    td_dist_pending pending;
 } td_trainer;
+
+/* The data reader options a config implies for this rank (special token
+ * ids for dynamic masking come from vocab, which may be empty otherwise). */
+td_status td_trainer_data_options(td_data_options *opt, const td_config *cfg, const td_dist *dist,
+                                  const td_vocab *vocab, td_error *err);
 
 /* Builds the model (from model.init or a seeded random init), optimizer,
  * importance table and the rank's data stream. cfg must be resolved and
@@ -53,6 +63,16 @@ void td_trainer_free(td_trainer *tr);
 
 /* One optimizer step over micro_batch x accumulation sequences per rank. */
 td_status td_trainer_step(td_trainer *tr, td_step_stats *stats, td_error *err);
+
+/* Evaluates on data.eval (run.eval_batches micro-batches per rank). */
+td_status td_trainer_eval(td_trainer *tr, td_eval_result *result, td_error *err);
+
+/* Collective: a hash of the parameters, compared across ranks; an error
+ * naming the step when they differ (data parallelism must keep them equal). */
+td_status td_trainer_check_replicas(const td_trainer *tr, td_error *err);
+
+/* A 64-bit hash of a float block (its bit patterns). */
+uint64_t td_hash_floats(const float *x, int64_t n_elems);
 
 /* After a first step taken with tr->grads_before_clip allocated: writes the
  * SPEC section 7 dump (collective; rank 0 writes the file). */

@@ -79,6 +79,22 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_end(j);
 }
 
+static void write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_result *r)
+{
+    td_jsonl_begin(j);
+    td_jsonl_int(j, "step", step);
+    td_jsonl_num(j, "elapsed_s", elapsed);
+    td_jsonl_int(j, "sequences", r->sequences);
+    td_jsonl_num(j, "mlm_loss", r->mlm_loss);
+    td_jsonl_num(j, "mlm_acc", r->mlm_acc);
+    td_jsonl_num(j, "nsp_loss", r->nsp_loss);
+    td_jsonl_num(j, "nsp_acc", r->nsp_acc);
+    td_jsonl_end(j);
+}
+
+/* Parameters are compared across ranks this often (and at the end). */
+#define TD_REPLICA_CHECK_EVERY 100
+
 static int usage_error(const char *msg)
 {
     fprintf(stderr, "tokdrop train: %s\nusage: tokdrop train CONFIG.yaml [--set key.path=value ...] [--dump FILE]\n", msg);
@@ -139,7 +155,7 @@ int td_cmd_train(int argc, char **argv)
     td_log(&dist, "%d rank%s x %d thread%s, BLAS kernels %s", dist.size, dist.size > 1 ? "s" : "",
            threads, threads > 1 ? "s" : "", td_blas_corename());
 
-    td_jsonl metrics = {0};
+    td_jsonl metrics = {0}, evals = {0};
     if (!dump_path && dist.rank == 0) {
         st = make_dirs(cfg.run.dir, &err);
         if (st == TD_OK) {
@@ -152,6 +168,8 @@ int td_cmd_train(int argc, char **argv)
             free(yaml);
             snprintf(path, sizeof(path), "%s/metrics.jsonl", cfg.run.dir);
             if (st == TD_OK) st = td_jsonl_open(&metrics, &dist, path, &err);
+            snprintf(path, sizeof(path), "%s/eval.jsonl", cfg.run.dir);
+            if (st == TD_OK && cfg.data.eval[0]) st = td_jsonl_open(&evals, &dist, path, &err);
         }
     }
     td_trainer tr;
@@ -160,6 +178,7 @@ int td_cmd_train(int argc, char **argv)
     if (td_dist_any_failed(&dist, st != TD_OK)) {
         if (st == TD_OK) td_trainer_free(&tr);
         td_jsonl_close(&metrics);
+        td_jsonl_close(&evals);
         td_dist_finalize(&dist);
         return TD_EXIT_FAILURE;
     }
@@ -181,26 +200,42 @@ int td_cmd_train(int argc, char **argv)
                    s.nsp_loss, dump_path);
         }
     } else {
-        double elapsed = 0;
+        double elapsed = 0; /* seconds of training and evaluation */
         while (tr.step < cfg.train.steps) {
             td_step_stats s;
             st = td_trainer_step(&tr, &s, &err);
-            if (st != TD_OK) {
-                td_log(&dist, "%s", err.msg);
-                exit_code = TD_EXIT_FAILURE;
-                break;
-            }
+            if (st != TD_OK) break;
             elapsed += s.t_total;
-            if (s.step % cfg.run.log_every == 0 || s.step == cfg.train.steps) {
+            bool last = s.step == cfg.train.steps;
+            if (s.step % cfg.run.log_every == 0 || last) {
                 write_metrics(&metrics, &s);
                 double eta = elapsed / (double)s.step * (double)(cfg.train.steps - s.step);
                 td_log(&dist, "step %lld/%lld loss %.4f (mlm %.4f acc %.3f, nsp %.4f) lr %.3g |g| %.3g %.1f seq/s eta %.0fs",
                        (long long)s.step, (long long)cfg.train.steps, s.loss, s.mlm_loss, s.mlm_acc,
                        s.nsp_loss, s.lr, s.grad_norm, (double)s.sequences / s.t_total, eta);
             }
+            if ((s.step % TD_REPLICA_CHECK_EVERY == 0 || last) &&
+                (st = td_trainer_check_replicas(&tr, &err)) != TD_OK)
+                break;
+            bool eval_due = cfg.run.eval_every > 0 && s.step % cfg.run.eval_every == 0;
+            if (tr.eval_data && (eval_due || last)) {
+                double t0 = MPI_Wtime();
+                td_eval_result r;
+                if ((st = td_trainer_eval(&tr, &r, &err)) != TD_OK) break;
+                elapsed += MPI_Wtime() - t0;
+                write_eval(&evals, s.step, elapsed, &r);
+                td_log(&dist, "eval at step %lld: mlm loss %.4f acc %.4f, nsp loss %.4f acc %.4f (%lld sequences)",
+                       (long long)s.step, r.mlm_loss, r.mlm_acc, r.nsp_loss, r.nsp_acc,
+                       (long long)r.sequences);
+            }
+        }
+        if (st != TD_OK) {
+            fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
+            exit_code = TD_EXIT_FAILURE;
         }
     }
     td_jsonl_close(&metrics);
+    td_jsonl_close(&evals);
     td_trainer_free(&tr);
     td_dist_finalize(&dist);
     return exit_code;

@@ -3,3 +3,7 @@ add_test(NAME cli_train_runs
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/train_runs.sh $<TARGET_FILE:tokdrop-bin>
                  ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_train_runs)
 set_tests_properties(cli_train_runs PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+add_test(NAME cli_rank_invariance
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/rank_invariance.sh $<TARGET_FILE:tokdrop-bin>
+                 ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_rank_invariance)
+set_tests_properties(cli_rank_invariance PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
