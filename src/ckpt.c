@@ -19,8 +19,8 @@
  *
  * Checksum: a 64-bit multiply-rotate hash (hash_step below) over 8-byte
  * little-endian words of format_version, step, seed and n_ranks, then, for
- * every dataset in the order config, data_cursors, importance, param/*,
- * optim/m/*, optim/v/* (names within a group in strcmp order, so it is
+ * every dataset in the order config, data_cursors, importance, then the
+ * groups param, optim/m, optim/v (names within a group in strcmp order, so it is
  * computable from the file alone without a tensor table): its full name
  * with the NUL, a kind tag, ndim, dims and byte count, then its raw bytes
  * (the string without the NUL for config). Each step is a bijection of the
@@ -226,11 +226,18 @@ static void h5_close_id(hid_t id, herr_t (*close_fn)(hid_t))
 /* File access: closing the file closes anything we left open, and no file
  * locks, which fail on cluster filesystems mounted without flock (Lustre,
  * some NFS); only rank 0 writes and nobody writes while others read. */
-static hid_t make_fapl(void)
+static hid_t make_fapl(bool for_writing)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return fapl;
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+#if H5_VERSION_GE(1, 10, 2)
+    /* The 1.8 object formats checksum all metadata, so damage there is
+     * reported by HDF5 instead of being parsed; HDF5 >= 1.8 reads them. */
+    if (for_writing) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+#else
+    if (for_writing) H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+#endif
 #if H5_VERSION_GE(1, 12, 1) || (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)
     H5Pset_file_locking(fapl, 0, 1);
 #endif
@@ -494,11 +501,12 @@ static td_status write_file(const char *path, const td_ckpt *c, const td_tensor_
 {
     ckpt_writer w = {.path = path, .err = err, .st = TD_OK};
     hash_init(&w.hash);
-    hid_t fapl = make_fapl();
+    hid_t fapl = make_fapl(true);
     if (fapl < 0) return h5_fail(err, path, "file", "H5Pcreate", __LINE__);
     w.file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (w.file < 0) h5_fail(err, path, "file", "H5Fcreate", __LINE__); /* before the next call clears the stack */
     H5Pclose(fapl);
-    if (w.file < 0) return h5_fail(err, path, "file", "H5Fcreate", __LINE__);
+    if (w.file < 0) return TD_ERR_IO;
 
     const int32_t version = CKPT_VERSION, n_ranks = c->n_ranks;
     hash_header(&w.hash, version, c->step, c->seed, n_ranks);
@@ -677,12 +685,12 @@ static td_status r_open(ckpt_reader *r, td_error *err)
     htri_t is = H5Fis_hdf5(r->path);
     if (is == 0) return td_error_set(err, TD_ERR_FORMAT, "%s: not an HDF5 file", r->path);
     if (is < 0) return h5_fail(err, r->path, "file", "H5Fis_hdf5", __LINE__);
-    hid_t fapl = make_fapl();
+    hid_t fapl = make_fapl(false);
     if (fapl < 0) return h5_fail(err, r->path, "file", "H5Pcreate", __LINE__);
     r->file = H5Fopen(r->path, H5F_ACC_RDONLY, fapl);
+    h5_why w = h5_get_why(); /* before the next call clears the stack */
     H5Pclose(fapl);
     if (r->file < 0) {
-        h5_why w = h5_get_why();
         if (w.truncated)
             return td_error_set(err, TD_ERR_FORMAT, "%s: truncated (HDF5: %s)", r->path, w.desc);
         return td_error_set(err, TD_ERR_IO, "%s: cannot open as HDF5: %s", r->path, w.desc);

@@ -9,6 +9,7 @@
 #include "tokdrop/train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -278,4 +279,117 @@ td_status td_trainer_check_replicas(const td_trainer *tr, td_error *err)
                         "after step %lld the parameters differ between ranks (data-parallel replicas "
                         "diverged: mixed library builds or CPU kinds across nodes?)",
                         (long long)tr->step);
+}
+
+static void checkpoint_dir(const td_trainer *tr, char *out, size_t n)
+{
+    snprintf(out, n, "%s/checkpoints", tr->cfg.run.dir);
+}
+
+td_status td_trainer_save(td_trainer *tr, td_error *err)
+{
+    const td_dist *dist = tr->dist;
+    td_data_cursor mine = td_data_get_cursor(tr->data);
+    int64_t local[2] = {mine.epoch, mine.index};
+    int64_t *all = dist->rank == 0 ? td_xmalloc((size_t)(2 * dist->size) * sizeof(int64_t)) : NULL;
+    MPI_Gather(local, 2, MPI_INT64_T, all, 2, MPI_INT64_T, 0, dist->comm);
+
+    td_status st = TD_OK;
+    if (dist->rank == 0) {
+        td_data_cursor *cursors = td_xmalloc((size_t)dist->size * sizeof(td_data_cursor));
+        for (int r = 0; r < dist->size; r++) cursors[r] = (td_data_cursor){all[2 * r], all[2 * r + 1]};
+        char *yaml = td_config_to_yaml(&tr->cfg);
+        td_ckpt ck = {
+            .step = tr->step,
+            .seed = tr->cfg.train.seed,
+            .tensors = tr->model.tensors,
+            .n_tensors = tr->model.n_tensors,
+            .n_params = tr->model.n_params,
+            .params = tr->model.params,
+            .m = tr->optim.m,
+            .v = tr->optim.v,
+            .V = tr->tracking ? tr->drop.V : 0,
+            .importance = tr->tracking ? tr->drop.imp : NULL,
+            .n_ranks = dist->size,
+            .cursors = cursors,
+            .config_yaml = yaml,
+        };
+        char dir[TD_PATH_LEN + 16];
+        checkpoint_dir(tr, dir, sizeof(dir));
+        st = td_ckpt_write(dir, &ck, (int)tr->cfg.run.keep_checkpoints, err);
+        free(yaml);
+        free(cursors);
+        free(all);
+    }
+    int code = (int)st;
+    MPI_Bcast(&code, 1, MPI_INT, 0, dist->comm);
+    if (code != TD_OK && dist->rank != 0)
+        td_error_set(err, (td_status)code, "rank 0 failed to write the checkpoint");
+    return (td_status)code;
+}
+
+static void warn_to_stderr(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "tokdrop: warning: %s\n", msg);
+}
+
+td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, td_error *err)
+{
+    const td_dist *dist = tr->dist;
+    *from_step = 0;
+    /* rank 0 chooses the file (and reports corrupt ones once) */
+    char path[TD_PATH_LEN + 64] = "";
+    td_status st = TD_OK;
+    if (dist->rank == 0) {
+        char dir[TD_PATH_LEN + 16];
+        checkpoint_dir(tr, dir, sizeof(dir));
+        st = td_ckpt_find_latest(dir, path, sizeof(path), warn_to_stderr, NULL, err);
+    }
+    int code = (int)st;
+    MPI_Bcast(&code, 1, MPI_INT, 0, dist->comm);
+    if (code != TD_OK) {
+        if (dist->rank != 0) td_error_set(err, (td_status)code, "rank 0 could not search for checkpoints");
+        return (td_status)code;
+    }
+    MPI_Bcast(path, (int)sizeof(path), MPI_CHAR, 0, dist->comm);
+    if (!path[0]) return TD_OK;
+
+    td_data_cursor *cursors = td_xcalloc((size_t)dist->size, sizeof(td_data_cursor));
+    td_ckpt ck = {
+        .tensors = tr->model.tensors,
+        .n_tensors = tr->model.n_tensors,
+        .n_params = tr->model.n_params,
+        .params = tr->model.params,
+        .m = tr->optim.m,
+        .v = tr->optim.v,
+        .V = tr->tracking ? tr->drop.V : 0,
+        .importance = tr->tracking ? tr->drop.imp : NULL,
+        .n_ranks = dist->size,
+        .cursors = cursors,
+    };
+    bool ranks_match = true;
+    st = td_ckpt_read(path, &ck, &ranks_match, err);
+    free(ck.config_yaml);
+    if (td_dist_any_failed(dist, st != TD_OK)) {
+        free(cursors);
+        if (st == TD_OK) td_error_set(err, TD_ERR_MPI, "another rank failed to read %s", path);
+        return st == TD_OK ? TD_ERR_MPI : st;
+    }
+    tr->step = ck.step;
+    tr->optim.t = ck.step;
+    td_data_cursor mine = cursors[dist->rank];
+    if (!ranks_match || mine.index > td_data_rank_samples(tr->data)) {
+        /* another rank layout: positions inside the old streams mean nothing
+         * here; continue from the start of the next epoch */
+        mine = (td_data_cursor){cursors[0].epoch + 1, 0};
+        if (dist->rank == 0)
+            fprintf(stderr, "tokdrop: warning: %s was written by another number of ranks; "
+                            "the data order restarts at epoch %lld\n", path, (long long)mine.epoch);
+    }
+    td_data_set_cursor(tr->data, mine);
+    free(cursors);
+    *from_step = ck.step;
+    if (dist->rank == 0) fprintf(stderr, "tokdrop: resuming from %s (step %lld)\n", path, (long long)ck.step);
+    return TD_OK;
 }

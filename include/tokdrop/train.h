@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "tokdrop/ckpt.h"
 #include "tokdrop/config.h"
 #include "tokdrop/data.h"
 #include "tokdrop/dist.h"
@@ -63,6 +64,16 @@ void td_trainer_free(td_trainer *tr);
 
 /* One optimizer step over micro_batch x accumulation sequences per rank. */
 td_status td_trainer_step(td_trainer *tr, td_step_stats *stats, td_error *err);
+
+/* Writes a checkpoint of the current state to run.dir/checkpoints, keeping
+ * the newest run.keep_checkpoints (collective: cursors are gathered and
+ * rank 0 writes; every rank gets the status). */
+td_status td_trainer_save(td_trainer *tr, td_error *err);
+
+/* Restores the newest valid checkpoint of run.dir/checkpoints, if any
+ * (collective). *from_step is the step it held, 0 when none was found.
+ * Corrupt newer checkpoints are reported on stderr and skipped. */
+td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, td_error *err);
 
 /* Evaluates on data.eval (run.eval_batches micro-batches per rank). */
 td_status td_trainer_eval(td_trainer *tr, td_eval_result *result, td_error *err);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,26 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_num(j, "time_optimizer", s->t_optimizer);
     td_jsonl_num(j, "time_data", s->t_data);
     td_jsonl_end(j);
+}
+
+/* Set by SIGTERM/SIGUSR1 (Slurm preemption, scancel, --signal): the run
+ * finishes its step, checkpoints and exits with TD_EXIT_STOPPED. */
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
 }
 
 static void write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_result *r)
@@ -200,8 +221,12 @@ int td_cmd_train(int argc, char **argv)
                    s.nsp_loss, dump_path);
         }
     } else {
+        int64_t from_step = 0;
+        st = td_trainer_resume(&tr, &from_step, &err);
+        install_stop_handlers();
         double elapsed = 0; /* seconds of training and evaluation */
-        while (tr.step < cfg.train.steps) {
+        bool stopped = false;
+        while (st == TD_OK && tr.step < cfg.train.steps) {
             td_step_stats s;
             st = td_trainer_step(&tr, &s, &err);
             if (st != TD_OK) break;
@@ -227,6 +252,18 @@ int td_cmd_train(int argc, char **argv)
                 td_log(&dist, "eval at step %lld: mlm loss %.4f acc %.4f, nsp loss %.4f acc %.4f (%lld sequences)",
                        (long long)s.step, r.mlm_loss, r.mlm_acc, r.nsp_loss, r.nsp_acc,
                        (long long)r.sequences);
+            }
+            /* every rank learns of a signal to any rank at the same step */
+            stopped = td_dist_any_failed(&dist, stop_requested != 0);
+            bool ckpt_due = cfg.run.checkpoint_every > 0 && s.step % cfg.run.checkpoint_every == 0;
+            if (ckpt_due || last || stopped) {
+                if ((st = td_trainer_save(&tr, &err)) != TD_OK) break;
+                td_log(&dist, "checkpoint at step %lld", (long long)s.step);
+            }
+            if (stopped) {
+                td_log(&dist, "stopped by a signal after step %lld; run again to continue", (long long)s.step);
+                exit_code = TD_EXIT_STOPPED;
+                break;
             }
         }
         if (st != TD_OK) {

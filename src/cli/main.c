@@ -18,7 +18,11 @@ static void usage(FILE *out)
           "commands:\n"
           "  train CONFIG.yaml [--set key.path=value ...] [--dump FILE]\n"
           "        train BERT as the config says (SPEC section 8); --dump runs one step\n"
-          "        and writes loss, gradients and updated parameters to FILE\n"
+          "        and writes loss, gradients and updated parameters to FILE; resumes by\n"
+          "        itself from the newest checkpoint in run.dir; SIGTERM/SIGUSR1 checkpoint\n"
+          "        and exit with status 75\n"
+          "  eval CONFIG.yaml --checkpoint FILE [--set key.path=value ...]\n"
+          "        full-sequence MLM and NSP loss and accuracy on data.eval, as JSON\n"
           "\n"
           "Run under mpirun/srun for several ranks. Environment: OPENBLAS_CORETYPE\n"
           "overrides the BLAS kernel choice.\n",
@@ -40,6 +44,7 @@ int main(int argc, char **argv)
         return TD_EXIT_OK;
     }
     if (strcmp(argv[1], "train") == 0) return td_cmd_train(argc - 1, argv + 1);
+    if (strcmp(argv[1], "eval") == 0) return td_cmd_eval(argc - 1, argv + 1);
     fprintf(stderr, "tokdrop: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return TD_EXIT_USAGE;

@@ -7,3 +7,7 @@ add_test(NAME cli_rank_invariance
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/rank_invariance.sh $<TARGET_FILE:tokdrop-bin>
                  ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_rank_invariance)
 set_tests_properties(cli_rank_invariance PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+add_test(NAME cli_resume
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/resume.sh $<TARGET_FILE:tokdrop-bin>
+                 ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_resume)
+set_tests_properties(cli_resume PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
