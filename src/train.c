@@ -157,6 +157,7 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     double t_start = now_s(), t0;
 
     /* 1. data: all micro-batches of the step, and the global counts */
+    td_watchdog_beat(tr->watchdog, "reading data");
     t0 = now_s();
     int64_t counts[2] = {0, tr->n_micro * B}; /* masked predictions, sequences */
     for (int64_t a = 0; a < tr->n_micro; a++) {
@@ -168,12 +169,14 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
         counts[0] += td_batch_count_masked(&tr->micro[a]);
     }
     s.t_data = now_s() - t0;
+    td_watchdog_beat(tr->watchdog, "agreeing on the global batch counts");
     t0 = now_s();
     td_dist_allreduce_i64(dist, counts, 2);
     s.t_allreduce += now_s() - t0;
     const int64_t n_masked = counts[0], G = counts[1];
 
     /* 2. forward and backward of every micro-batch, gradients accumulated */
+    td_watchdog_beat(tr->watchdog, "in forward and backward");
     td_model_zero_grads(model);
     const bool loss_importance = tr->tracking && tr->drop.kind == TD_IMPORTANCE_LOSS;
     if (loss_importance) td_drop_stats_clear(&tr->drop);
@@ -214,6 +217,7 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     }
 
     /* 3. allreduce: the rest of the gradients, loss terms, importance statistics */
+    td_watchdog_beat(tr->watchdog, "reducing gradients");
     t0 = now_s();
     if (tr->overlap && dist->size > 1)
         td_dist_wait(&tr->pending);
@@ -224,6 +228,7 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     s.t_allreduce += now_s() - t0;
 
     /* 4. importance update and optimizer step, identical on every rank */
+    td_watchdog_beat(tr->watchdog, "updating parameters");
     t0 = now_s();
     if (loss_importance) td_drop_update(&tr->drop);
     if (tr->grads_before_clip)
@@ -257,6 +262,7 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
 td_status td_trainer_eval(td_trainer *tr, td_eval_result *result, td_error *err)
 {
     TD_ASSERT(tr->eval_data != NULL);
+    td_watchdog_beat(tr->watchdog, "evaluating");
     return td_eval_run(&tr->model, tr->eval_data, &tr->micro[0], tr->cfg.run.eval_batches, tr->dist,
                        result, err);
 }
@@ -273,6 +279,7 @@ uint64_t td_hash_floats(const float *x, int64_t n_elems)
 
 td_status td_trainer_check_replicas(const td_trainer *tr, td_error *err)
 {
+    td_watchdog_beat(tr->watchdog, "comparing parameters across ranks");
     uint64_t h = td_hash_floats(tr->model.params, tr->model.n_params);
     if (td_dist_all_equal_u64(tr->dist, h)) return TD_OK;
     return td_error_set(err, TD_ERR_MPI,
@@ -289,6 +296,7 @@ static void checkpoint_dir(const td_trainer *tr, char *out, size_t n)
 td_status td_trainer_save(td_trainer *tr, td_error *err)
 {
     const td_dist *dist = tr->dist;
+    td_watchdog_beat(tr->watchdog, "writing a checkpoint");
     td_data_cursor mine = td_data_get_cursor(tr->data);
     int64_t local[2] = {mine.epoch, mine.index};
     int64_t *all = dist->rank == 0 ? td_xmalloc((size_t)(2 * dist->size) * sizeof(int64_t)) : NULL;

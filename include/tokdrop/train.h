@@ -16,6 +16,7 @@
 #include "tokdrop/model.h"
 #include "tokdrop/optim.h"
 #include "tokdrop/vocab.h"
+#include "tokdrop/watchdog.h"
 
 /* Figures of one step, identical on every rank. */
 typedef struct {
@@ -49,6 +50,7 @@ typedef struct {
     bool overlap;         /* reduce gradients during the backward (default);
                              TOKDROP_ALLREDUCE=blocking turns it off, to measure */
     td_dist_pending pending;
+    td_watchdog *watchdog; /* may be NULL; beaten at every phase of a step */
 } td_trainer;
 
 /* The data reader options a config implies for this rank (special token

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -111,6 +112,23 @@ static void write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_
     td_jsonl_num(j, "nsp_loss", r->nsp_loss);
     td_jsonl_num(j, "nsp_acc", r->nsp_acc);
     td_jsonl_end(j);
+}
+
+/* Fault injection for the tests of hang protection: TOKDROP_FAULT=stall:R:S
+ * makes rank R stop responding after step S (it sleeps; the watchdogs of
+ * the other ranks must end the job). Not for production use. */
+static void maybe_inject_fault(const td_dist *dist, int64_t step)
+{
+    const char *f = getenv("TOKDROP_FAULT");
+    int rank = -1;
+    long long at = -1;
+    if (!f || sscanf(f, "stall:%d:%lld", &rank, &at) != 2) return;
+    if (rank != dist->rank || step != at) return;
+    fprintf(stderr, "tokdrop: rank %d: TOKDROP_FAULT: stalling after step %lld\n", rank, at);
+    for (;;) {
+        struct timespec t = {3600, 0};
+        nanosleep(&t, NULL);
+    }
 }
 
 /* Parameters are compared across ranks this often (and at the end). */
@@ -223,6 +241,7 @@ int td_cmd_train(int argc, char **argv)
     } else {
         int64_t from_step = 0;
         st = td_trainer_resume(&tr, &from_step, &err);
+        tr.watchdog = td_watchdog_start(&dist, td_watchdog_timeout_from_env());
         install_stop_handlers();
         double elapsed = 0; /* seconds of training and evaluation */
         bool stopped = false;
@@ -231,6 +250,7 @@ int td_cmd_train(int argc, char **argv)
             st = td_trainer_step(&tr, &s, &err);
             if (st != TD_OK) break;
             elapsed += s.t_total;
+            maybe_inject_fault(&dist, s.step);
             bool last = s.step == cfg.train.steps;
             if (s.step % cfg.run.log_every == 0 || last) {
                 write_metrics(&metrics, &s);
@@ -266,6 +286,8 @@ int td_cmd_train(int argc, char **argv)
                 break;
             }
         }
+        td_watchdog_stop(tr.watchdog);
+        tr.watchdog = NULL;
         if (st != TD_OK) {
             fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
             exit_code = TD_EXIT_FAILURE;
