@@ -224,28 +224,31 @@ static void h5_close_id(hid_t id, herr_t (*close_fn)(hid_t))
     if (id >= 0) close_fn(id);
 }
 
-/* File access: closing the file closes anything we left open, and no file
- * locks, which fail on cluster filesystems mounted without flock (Lustre,
- * some NFS); only rank 0 writes and nobody writes while others read. */
+/* File access. Closing the file closes anything we left open. No file
+ * locks: they fail on cluster filesystems mounted without flock (Lustre,
+ * some NFS), and only rank 0 writes while nobody reads. For writing, every
+ * byte of the file is made to matter: the 1.8 object formats checksum all
+ * metadata (damage there is reported by HDF5 rather than parsed; HDF5 >=
+ * 1.8 reads them), and without metadata block aggregation there are no
+ * unused bytes in which damage would go unnoticed (tests/test_ckpt.c flips
+ * bytes across a whole file and sees every one rejected). */
 static hid_t make_fapl(bool for_writing)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return fapl;
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-#if H5_VERSION_GE(1, 10, 2)
-    /* The 1.8 object formats checksum all metadata, so damage there is
-     * reported by HDF5 instead of being parsed; HDF5 >= 1.8 reads them. */
-    if (for_writing) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
-#else
-    if (for_writing) H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-#endif
-    if (for_writing) {
-        H5Pset_meta_block_size(fapl, 0);
-        H5Pset_small_data_block_size(fapl, 0);
-    }
 #if H5_VERSION_GE(1, 12, 1) || (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)
     H5Pset_file_locking(fapl, 0, 1);
 #endif
+    if (for_writing) {
+#if H5_VERSION_GE(1, 10, 2)
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+#else
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+#endif
+        H5Pset_meta_block_size(fapl, 0);
+        H5Pset_small_data_block_size(fapl, 0);
+    }
     return fapl;
 }
 
@@ -1038,7 +1041,12 @@ done:
 }
 
 /* Verifies format, version and checksum of path and, when want is set,
- * reads it into want (see td_ckpt_read). HDF5 printing must be off. */
+ * reads it into want (see td_ckpt_read). Arrays are read in place while
+ * the checksum is computed, so on an error they may hold part of the file;
+ * cursors, step, seed and config are set only on success. A file holding
+ * checkpoints of another model still has its checksum checked first, so a
+ * damaged file is never reported as a model mismatch. HDF5 printing must
+ * be off. */
 static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, td_error *err)
 {
     ckpt_reader r = {.path = path, .file = -1, .mismatch_st = TD_OK};

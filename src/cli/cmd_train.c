@@ -274,6 +274,7 @@ int td_cmd_train(int argc, char **argv)
                        (long long)r.sequences);
             }
             /* every rank learns of a signal to any rank at the same step */
+            td_watchdog_beat(tr.watchdog, "agreeing with the other ranks on stop signals");
             stopped = td_dist_any_failed(&dist, stop_requested != 0);
             bool ckpt_due = cfg.run.checkpoint_every > 0 && s.step % cfg.run.checkpoint_every == 0;
             if (ckpt_due || last || stopped) {
