@@ -1043,8 +1043,8 @@ done:
 /* Verifies format, version and checksum of path and, when want is set,
  * reads it into want (see td_ckpt_read). Arrays are read in place while
  * the checksum is computed, so on an error they may hold part of the file;
- * cursors, step, seed and config are set only on success. A file holding
- * checkpoints of another model still has its checksum checked first, so a
+ * cursors, step, seed and config are set only on success. The checksum is
+ * checked before a shape or size mismatch is reported, so that a
  * damaged file is never reported as a model mismatch. HDF5 printing must
  * be off. */
 static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, td_error *err)

@@ -38,7 +38,9 @@ typedef struct {
 td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err);
 
 /* The newest checkpoint in dir whose checksum and format are valid, in
- * path (size path_len); TD_OK with path[0] == '\0' when dir has none.
+ * path (size path_len); TD_OK with path[0] == '\0' when dir has none. When
+ * dir holds checkpoints but none is valid, TD_ERR_FORMAT: starting over
+ * silently would throw the run away.
  * Each newer file that is corrupt is reported through warn (may be NULL)
  * with a one-line message naming it and why, and skipped. */
 td_status td_ckpt_find_latest(const char *dir, char *path, size_t path_len,
