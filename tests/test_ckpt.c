@@ -123,7 +123,7 @@ static void write_step(const char *dir, int64_t step, int keep)
 
 static char *ckpt_path(const char *dir, int64_t step)
 {
-    static char p[4096];
+    static char p[4096 + 64]; /* dir is at most 4096 bytes */
     snprintf(p, sizeof(p), "%s/ckpt-%08lld.h5", dir, (long long)step);
     return p;
 }
@@ -238,7 +238,7 @@ static void test_roundtrip(void **unused)
     td_error err = {0};
     assert_int_equal(td_ckpt_write(dir, &w.ckpt, 3, &err), TD_OK);
 
-    char path[4096];
+    char path[8400];
     warnings warns = {0};
     assert_int_equal(td_ckpt_find_latest(dir, path, sizeof(path), collect_warning, &warns, &err),
                      TD_OK);
@@ -340,7 +340,7 @@ static void test_keep(void **unused)
     assert_string_equal(listing, "ckpt-00000030.h5 ckpt-00000035.h5");
 
     /* Files that only look similar are not checkpoints and stay. */
-    char other[4096];
+    char other[8400];
     snprintf(other, sizeof(other), "%s/ckpt-00000001.h5.bak", dir);
     write_bytes(other, "x", 1);
     write_step(dir, 50, 1);
@@ -357,7 +357,7 @@ static void test_corrupt_skipped(void **unused)
     write_step(dir, 95, keep); /* data bytes flipped */
     write_step(dir, 96, keep); /* importance flipped */
     write_step(dir, 97, keep); /* truncated */
-    char path[4096];
+    char path[8400];
     snprintf(path, sizeof(path), "%s", ckpt_path(dir, 95));
     flip_bytes(path, dataset_offset(path, "optim/m/cls.predictions.transform.dense.weight") + 100,
                3);
@@ -473,7 +473,7 @@ static void test_flip_sweep(void **unused)
                  .config_yaml = (char *)(uintptr_t)config_text};
     td_error err = {0};
     assert_int_equal(td_ckpt_write(dir, &w, 1, &err), TD_OK);
-    char path[4096];
+    char path[8400];
     snprintf(path, sizeof(path), "%s", ckpt_path(dir, 5));
     long size;
     unsigned char *orig = read_all(path, &size);
@@ -537,7 +537,7 @@ static void test_missing_dir_and_tmp(void **unused)
 
     write_step(base, 200, 3);
     /* an interrupted write of a later step: ignored, no warning */
-    char tmp[4096];
+    char tmp[8400];
     snprintf(tmp, sizeof(tmp), "%s/.ckpt-00000300.h5.tmp", base);
     write_bytes(tmp, "partial", 7);
     assert_int_equal(td_ckpt_find_latest(base, path, sizeof(path), collect_warning, &warns, &err),
@@ -640,7 +640,7 @@ static void test_read_mismatch(void **unused)
     free(r.ckpt.config_yaml);
 
     /* a missing file */
-    char none[4096];
+    char none[8400];
     snprintf(none, sizeof(none), "%s/ckpt-00000001.h5", dir);
     make_reader(&r);
     assert_int_equal(td_ckpt_read(none, &r.ckpt, NULL, &err), TD_ERR_IO);
@@ -700,7 +700,7 @@ static void test_write_failure(void **unused)
     assert_memory_equal(before, after, (size_t)size0);
     free(before);
     free(after);
-    char path[4096];
+    char path[8400];
     assert_int_equal(td_ckpt_find_latest(dir, path, sizeof(path), NULL, NULL, &err), TD_OK);
     assert_string_equal(path, ckpt_path(dir, 10));
 
