@@ -293,6 +293,25 @@ static void checkpoint_dir(const td_trainer *tr, char *out, size_t n)
     snprintf(out, n, "%s/checkpoints", tr->cfg.run.dir);
 }
 
+/* The trainer's state as a checkpoint sees it (written from, or read into). */
+static td_ckpt checkpoint_view(td_trainer *tr, td_data_cursor *cursors)
+{
+    return (td_ckpt){
+        .step = tr->step,
+        .seed = tr->cfg.train.seed,
+        .tensors = tr->model.tensors,
+        .n_tensors = tr->model.n_tensors,
+        .n_params = tr->model.n_params,
+        .params = tr->model.params,
+        .m = tr->optim.m,
+        .v = tr->optim.v,
+        .V = tr->tracking ? tr->drop.V : 0,
+        .importance = tr->tracking ? tr->drop.imp : NULL,
+        .n_ranks = tr->dist->size,
+        .cursors = cursors,
+    };
+}
+
 td_status td_trainer_save(td_trainer *tr, td_error *err)
 {
     const td_dist *dist = tr->dist;
@@ -307,21 +326,8 @@ td_status td_trainer_save(td_trainer *tr, td_error *err)
         td_data_cursor *cursors = td_xmalloc((size_t)dist->size * sizeof(td_data_cursor));
         for (int r = 0; r < dist->size; r++) cursors[r] = (td_data_cursor){all[2 * r], all[2 * r + 1]};
         char *yaml = td_config_to_yaml(&tr->cfg);
-        td_ckpt ck = {
-            .step = tr->step,
-            .seed = tr->cfg.train.seed,
-            .tensors = tr->model.tensors,
-            .n_tensors = tr->model.n_tensors,
-            .n_params = tr->model.n_params,
-            .params = tr->model.params,
-            .m = tr->optim.m,
-            .v = tr->optim.v,
-            .V = tr->tracking ? tr->drop.V : 0,
-            .importance = tr->tracking ? tr->drop.imp : NULL,
-            .n_ranks = dist->size,
-            .cursors = cursors,
-            .config_yaml = yaml,
-        };
+        td_ckpt ck = checkpoint_view(tr, cursors);
+        ck.config_yaml = yaml;
         char dir[TD_PATH_LEN + 16];
         checkpoint_dir(tr, dir, sizeof(dir));
         st = td_ckpt_write(dir, &ck, (int)tr->cfg.run.keep_checkpoints, err);
@@ -364,18 +370,7 @@ td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, td_error *err)
     if (!path[0]) return TD_OK;
 
     td_data_cursor *cursors = td_xcalloc((size_t)dist->size, sizeof(td_data_cursor));
-    td_ckpt ck = {
-        .tensors = tr->model.tensors,
-        .n_tensors = tr->model.n_tensors,
-        .n_params = tr->model.n_params,
-        .params = tr->model.params,
-        .m = tr->optim.m,
-        .v = tr->optim.v,
-        .V = tr->tracking ? tr->drop.V : 0,
-        .importance = tr->tracking ? tr->drop.imp : NULL,
-        .n_ranks = dist->size,
-        .cursors = cursors,
-    };
+    td_ckpt ck = checkpoint_view(tr, cursors);
     bool ranks_match = true;
     st = td_ckpt_read(path, &ck, &ranks_match, err);
     free(ck.config_yaml);

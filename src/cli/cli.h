@@ -2,6 +2,11 @@
 #ifndef TOKDROP_CLI_H
 #define TOKDROP_CLI_H
 
+#include <stdbool.h>
+
+#include "tokdrop/config.h"
+#include "tokdrop/dist.h"
+
 enum {
     TD_EXIT_OK = 0,
     TD_EXIT_FAILURE = 1, /* the run failed (data, I/O, numerics) */
@@ -11,6 +16,12 @@ enum {
 };
 
 int td_cmd_train(int argc, char **argv);
+
+/* Defaults, the file, the --set overrides, resolve, validate; on a bad
+ * config rank 0 prints the one-line error and false is returned (the
+ * command then exits with TD_EXIT_USAGE). */
+bool td_cli_load_config(td_config *cfg, const char *path, const char *const *sets, int n_sets,
+                        const td_dist *dist);
 int td_cmd_eval(int argc, char **argv);
 
 #endif

@@ -92,24 +92,16 @@ int td_cmd_eval(int argc, char **argv)
         return TD_EXIT_FAILURE;
     }
     static td_config cfg;
-    td_config_defaults(&cfg);
-    td_status st = td_config_load(&cfg, config_path, &err);
-    for (int i = 0; st == TD_OK && i < n_sets; i++) st = td_config_set(&cfg, sets[i], &err);
+    bool ok = td_cli_load_config(&cfg, config_path, sets, n_sets, &dist);
     free(sets);
-    if (st == TD_OK) {
-        td_config_resolve(&cfg);
-        st = td_config_validate(&cfg, &err);
-    }
-    if (st != TD_OK) {
-        if (dist.rank == 0) fprintf(stderr, "tokdrop: %s\n", err.msg);
+    if (!ok) {
         td_dist_finalize(&dist);
         return TD_EXIT_USAGE;
     }
     td_blas_set_threads(cfg.train.threads > 0 ? (int)cfg.train.threads : 1);
 
     td_eval_result r;
-    st = evaluate(&cfg, ckpt_path, &dist, &r, &err); /* every rank returns the same verdict */
-    bool failed = st != TD_OK;
+    bool failed = evaluate(&cfg, ckpt_path, &dist, &r, &err) != TD_OK; /* the same on every rank */
     if (!failed && dist.rank == 0)
         printf("{\"checkpoint\": \"%s\", \"sequences\": %lld, \"masked\": %lld, \"mlm_loss\": %.6f, "
                "\"mlm_acc\": %.6f, \"nsp_loss\": %.6f, \"nsp_acc\": %.6f}\n",

@@ -173,21 +173,14 @@ int td_cmd_train(int argc, char **argv)
         return TD_EXIT_FAILURE;
     }
 
-    /* The config is read by every rank; a bad one fails the same way on all. */
     static td_config cfg;
-    td_config_defaults(&cfg);
-    td_status st = td_config_load(&cfg, config_path, &err);
-    for (int i = 0; st == TD_OK && i < n_sets; i++) st = td_config_set(&cfg, sets[i], &err);
+    bool ok = td_cli_load_config(&cfg, config_path, sets, n_sets, &dist);
     free(sets);
-    if (st == TD_OK) {
-        td_config_resolve(&cfg);
-        st = td_config_validate(&cfg, &err);
-    }
-    if (st != TD_OK) {
-        if (dist.rank == 0) fprintf(stderr, "tokdrop: %s\n", err.msg);
+    if (!ok) {
         td_dist_finalize(&dist);
         return TD_EXIT_USAGE;
     }
+    td_status st = TD_OK;
 
     int threads = threads_per_rank(&cfg, &dist);
     td_blas_set_threads(threads);
