@@ -48,6 +48,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "h5util.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "ckpt.c hashes values in memory order; the checksum is defined over little-endian bytes"
 #endif
@@ -157,72 +159,7 @@ static void hash_dataset_head(ckpt_hash *s, const char *name, int kind, int ndim
     hash_u64(s, n_bytes);
 }
 
-/* ---- HDF5 error handling ----------------------------------------------------- */
-
-typedef struct {
-    char desc[256];
-    bool truncated;
-} h5_why;
-
-static herr_t h5_why_cb(unsigned n, const H5E_error2_t *e, void *data)
-{
-    h5_why *w = data;
-    if (!e->desc) return 0;
-    if (n == 0) snprintf(w->desc, sizeof(w->desc), "%s", e->desc);
-    if (strstr(e->desc, "truncated")) w->truncated = true;
-    return 0;
-}
-
-/* HDF5's innermost reason for the last failed call (its printing is off). */
-static h5_why h5_get_why(void)
-{
-    h5_why w = {"no detail", false};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_why_cb, &w);
-    return w;
-}
-
-static td_status h5_fail(td_error *err, const char *path, const char *what, const char *call,
-                         int line)
-{
-    h5_why w = h5_get_why();
-    return td_error_set(err, TD_ERR_IO, "%s: %s: HDF5 call %s failed: %s (ckpt.c:%d)", path, what,
-                        call, w.desc, line);
-}
-
-/* Runs an HDF5 call (negative = failure); on failure records path and what
- * in err and jumps to the function's `done:` with the status in `st`. */
-#define TD_H5(path, what, expr) \
-    do { \
-        if ((expr) < 0) { \
-            st = h5_fail(err, (path), (what), #expr, __LINE__); \
-            goto done; \
-        } \
-    } while (0)
-
-/* We report errors ourselves, so HDF5's stack printing is switched off for
- * the duration of each public function and restored afterwards. */
-typedef struct {
-    H5E_auto2_t fn;
-    void *data;
-} h5_quiet;
-
-static h5_quiet h5_quiet_begin(void)
-{
-    h5_quiet q = {NULL, NULL};
-    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return q;
-}
-
-static void h5_quiet_end(h5_quiet q)
-{
-    H5Eset_auto2(H5E_DEFAULT, q.fn, q.data);
-}
-
-static void h5_close_id(hid_t id, herr_t (*close_fn)(hid_t))
-{
-    if (id >= 0) close_fn(id);
-}
+/* ---- HDF5 file access ------------------------------------------------------- */
 
 /* File access. Closing the file closes anything we left open. No file
  * locks: they fail on cluster filesystems mounted without flock (Lustre,
@@ -413,7 +350,7 @@ typedef struct {
 
 static void w_fail(ckpt_writer *w, const char *what, const char *call, int line)
 {
-    if (w->st == TD_OK) w->st = h5_fail(w->err, w->path, what, call, line);
+    if (w->st == TD_OK) w->st = td_h5_fail(w->err, w->path, what, call, __FILE__, line);
 }
 
 static void w_attr_str(ckpt_writer *w, const char *name, const char *value)
@@ -427,9 +364,9 @@ static void w_attr_str(ckpt_writer *w, const char *name, const char *value)
         if (attr < 0 || H5Awrite(attr, type, value) < 0)
             w_fail(w, name, "H5Acreate2/H5Awrite", __LINE__);
     }
-    h5_close_id(attr, H5Aclose);
-    h5_close_id(space, H5Sclose);
-    h5_close_id(type, H5Tclose);
+    td_h5_close_id(attr, H5Aclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
 }
 
 static void w_attr_num(ckpt_writer *w, const char *name, hid_t file_type, hid_t mem_type,
@@ -441,8 +378,8 @@ static void w_attr_num(ckpt_writer *w, const char *name, hid_t file_type, hid_t 
         space < 0 ? -1 : H5Acreate2(w->file, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
     if (attr < 0 || H5Awrite(attr, mem_type, value) < 0)
         w_fail(w, name, "H5Acreate2/H5Awrite", __LINE__);
-    h5_close_id(attr, H5Aclose);
-    h5_close_id(space, H5Sclose);
+    td_h5_close_id(attr, H5Aclose);
+    td_h5_close_id(space, H5Sclose);
 }
 
 /* Writes one dataset (KIND_STR: data is a C string stored as a scalar) and
@@ -487,9 +424,9 @@ static void w_dataset(ckpt_writer *w, const char *name, int kind, int ndim, cons
     hash_dataset_head(&w->hash, name, kind, kind == KIND_STR ? 0 : ndim, dims, n_bytes);
     hash_update(&w->hash, data, (size_t)n_bytes);
 done:
-    h5_close_id(ds, H5Dclose);
-    h5_close_id(space, H5Sclose);
-    h5_close_id(str_type, H5Tclose);
+    td_h5_close_id(ds, H5Dclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(str_type, H5Tclose);
 }
 
 /* Links stay in the group's object header however many there are: that
@@ -504,8 +441,8 @@ static void w_group(ckpt_writer *w, const char *name)
         w_fail(w, name, "H5Pcreate/H5Pset_link_phase_change", __LINE__);
     else if ((g = H5Gcreate2(w->file, name, H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0)
         w_fail(w, name, "H5Gcreate2", __LINE__);
-    h5_close_id(g, H5Gclose);
-    h5_close_id(gcpl, H5Pclose);
+    td_h5_close_id(g, H5Gclose);
+    td_h5_close_id(gcpl, H5Pclose);
 }
 
 static int cmp_tensor_name(const void *a, const void *b)
@@ -523,10 +460,10 @@ static td_status write_file(const char *path, const td_ckpt *c, const td_tensor_
     ckpt_writer w = {.path = path, .err = err, .st = TD_OK};
     hash_init(&w.hash);
     hid_t fapl = make_fapl(true);
-    if (fapl < 0) return h5_fail(err, path, "file", "H5Pcreate", __LINE__);
+    if (fapl < 0) return td_h5_fail(err, path, "file", "H5Pcreate", __FILE__, __LINE__);
     w.file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     /* the message first: the next HDF5 call clears the error stack */
-    if (w.file < 0) h5_fail(err, path, "file", "H5Fcreate", __LINE__);
+    if (w.file < 0) td_h5_fail(err, path, "file", "H5Fcreate", __FILE__, __LINE__);
     H5Pclose(fapl);
     if (w.file < 0) return TD_ERR_IO;
 
@@ -643,9 +580,9 @@ td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error
 
     td_status st = make_dirs(dir, err);
     if (st == TD_OK) {
-        h5_quiet q = h5_quiet_begin();
+        td_h5_quiet q = td_h5_quiet_begin();
         st = write_file(tmp, ckpt, sorted, err);
-        h5_quiet_end(q);
+        td_h5_quiet_end(q);
         if (st == TD_OK && fsync_path(tmp, false) != 0)
             st = td_error_set(err, TD_ERR_IO, "%s: cannot sync the checkpoint to disk: %s", tmp,
                               strerror(errno));
@@ -708,11 +645,11 @@ static td_status r_open(ckpt_reader *r, td_error *err)
     r->file_bytes = (uint64_t)sb.st_size;
     htri_t is = H5Fis_hdf5(r->path);
     if (is == 0) return td_error_set(err, TD_ERR_FORMAT, "%s: not an HDF5 file", r->path);
-    if (is < 0) return h5_fail(err, r->path, "file", "H5Fis_hdf5", __LINE__);
+    if (is < 0) return td_h5_fail(err, r->path, "file", "H5Fis_hdf5", __FILE__, __LINE__);
     hid_t fapl = make_fapl(false);
-    if (fapl < 0) return h5_fail(err, r->path, "file", "H5Pcreate", __LINE__);
+    if (fapl < 0) return td_h5_fail(err, r->path, "file", "H5Pcreate", __FILE__, __LINE__);
     r->file = H5Fopen(r->path, H5F_ACC_RDONLY, fapl);
-    h5_why w = h5_get_why(); /* before the next call clears the stack */
+    td_h5_why w = td_h5_get_why(); /* before the next call clears the stack */
     H5Pclose(fapl);
     if (r->file < 0) {
         if (w.truncated)
@@ -764,10 +701,10 @@ static td_status r_attr(void *out, size_t out_len, hid_t mem_type, ckpt_reader *
         TD_H5(r->path, what, H5Aread(attr, mem_type, out));
     }
 done:
-    h5_close_id(str_type, H5Tclose);
-    h5_close_id(space, H5Sclose);
-    h5_close_id(type, H5Tclose);
-    h5_close_id(attr, H5Aclose);
+    td_h5_close_id(str_type, H5Tclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
+    td_h5_close_id(attr, H5Aclose);
     return st;
 }
 
@@ -811,10 +748,10 @@ static td_status r_config(char **out, ckpt_reader *r, td_error *err)
     text = NULL;
 done:
     free(text);
-    h5_close_id(str_type, H5Tclose);
-    h5_close_id(space, H5Sclose);
-    h5_close_id(type, H5Tclose);
-    h5_close_id(ds, H5Dclose);
+    td_h5_close_id(str_type, H5Tclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
+    td_h5_close_id(ds, H5Dclose);
     return st;
 }
 
@@ -862,8 +799,8 @@ done:
         H5Dclose(*ds);
         *ds = -1;
     }
-    h5_close_id(space, H5Sclose);
-    h5_close_id(type, H5Tclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
     return st;
 }
 
@@ -909,8 +846,8 @@ static td_status r_dataset_read(ckpt_reader *r, hid_t ds, const char *full_name,
         hash_update(&r->hash, r->scratch, (size_t)(count[0] * row * esize));
     }
 done:
-    h5_close_id(mspace, H5Sclose);
-    h5_close_id(fspace, H5Sclose);
+    td_h5_close_id(mspace, H5Sclose);
+    td_h5_close_id(fspace, H5Sclose);
     return st;
 }
 
@@ -943,7 +880,7 @@ static td_status r_group_names(char ***out, int64_t *n_out, ckpt_reader *r, hid_
         if (len < 0) {
             for (hsize_t j = 0; j <= i; j++) free(names[j]);
             free(names);
-            st = h5_fail(err, r->path, what, "H5Lget_name_by_idx", __LINE__);
+            st = td_h5_fail(err, r->path, what, "H5Lget_name_by_idx", __FILE__, __LINE__);
             goto done;
         }
     }
@@ -1035,8 +972,8 @@ done:
     free(seen);
     for (int64_t k = 0; k < n_names; k++) free(names[k]);
     free(names);
-    h5_close_id(ds, H5Dclose);
-    h5_close_id(group, H5Gclose);
+    td_h5_close_id(ds, H5Dclose);
+    td_h5_close_id(group, H5Gclose);
     return st;
 }
 
@@ -1190,7 +1127,7 @@ static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, t
         config = NULL;
     }
 done:
-    h5_close_id(ds, H5Dclose);
+    td_h5_close_id(ds, H5Dclose);
     free(config);
     free(cursors);
     free(r.scratch);
@@ -1212,7 +1149,7 @@ td_status td_ckpt_find_latest(const char *dir, char *path, size_t path_len,
     td_status st = list_ckpts(&e, &n, &missing, dir, err);
     if (st != TD_OK || missing) return st;
     int64_t n_bad = 0;
-    h5_quiet q = h5_quiet_begin();
+    td_h5_quiet q = td_h5_quiet_begin();
     for (int64_t i = 0; i < n; i++) {
         char *p = path_join(dir, e[i].name);
         td_error why = {TD_OK, ""};
@@ -1233,7 +1170,7 @@ td_status td_ckpt_find_latest(const char *dir, char *path, size_t path_len,
         }
         free(p);
     }
-    h5_quiet_end(q);
+    td_h5_quiet_end(q);
     /* Starting over would throw the run away and, at the first checkpoint,
      * remove these files; that is for the user to decide. */
     if (st == TD_OK && path[0] == '\0' && n_bad > 0)
@@ -1259,8 +1196,8 @@ td_status td_ckpt_read(const char *path, td_ckpt *ckpt, bool *ranks_match, td_er
     if (ckpt->n_ranks < 0 || (ckpt->n_ranks > 0 && !ckpt->cursors))
         return td_error_set(err, TD_ERR_ARG, "td_ckpt_read: %s: %d ranks without a cursor array",
                             path, ckpt->n_ranks);
-    h5_quiet q = h5_quiet_begin();
+    td_h5_quiet q = td_h5_quiet_begin();
     td_status st = ckpt_load(path, ckpt, ranks_match, err);
-    h5_quiet_end(q);
+    td_h5_quiet_end(q);
     return st;
 }

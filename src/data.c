@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "h5util.h"
 #include "tokdrop/rng.h"
 
 #define TD_DATA_DEFAULT_BUDGET_MB 4096
@@ -142,64 +143,6 @@ typedef struct {
     int64_t n_rows;
 } shard_info;
 
-/* ---- HDF5 error handling ----------------------------------------------------- */
-
-static herr_t h5_innermost_cb(unsigned n, const H5E_error2_t *e, void *data)
-{
-    if (n == 0 && e->desc) snprintf((char *)data, 256, "%s", e->desc);
-    return 0;
-}
-
-/* Builds the message for a failed HDF5 call: file, dataset, the call and
- * HDF5's innermost reason (its own printing is switched off). */
-static td_status h5_fail(td_error *err, const char *path, const char *dset, const char *call,
-                         int line)
-{
-    char why[256] = "no detail";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_innermost_cb, why);
-    if (dset)
-        return td_error_set(err, TD_ERR_IO, "%s: dataset %s: HDF5 call %s failed: %s (data.c:%d)",
-                            path, dset, call, why, line);
-    return td_error_set(err, TD_ERR_IO, "%s: HDF5 call %s failed: %s (data.c:%d)", path, call, why,
-                        line);
-}
-
-/* Runs an HDF5 call (negative return = failure); on failure records the file
- * and dataset in err and jumps to the function's `done:` cleanup, with the
- * status in `st`. */
-#define TD_H5(path, dset, expr) \
-    do { \
-        if ((expr) < 0) { \
-            st = h5_fail(err, (path), (dset), #expr, __LINE__); \
-            goto done; \
-        } \
-    } while (0)
-
-/* While probing files we report errors ourselves, so HDF5's automatic stack
- * printing is switched off and restored afterwards. */
-typedef struct {
-    H5E_auto2_t fn;
-    void *data;
-} h5_quiet;
-
-static h5_quiet h5_quiet_begin(void)
-{
-    h5_quiet q = {NULL, NULL};
-    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return q;
-}
-
-static void h5_quiet_end(h5_quiet q)
-{
-    H5Eset_auto2(H5E_DEFAULT, q.fn, q.data);
-}
-
-static void h5_close_id(hid_t id, herr_t (*close_fn)(hid_t))
-{
-    if (id >= 0) close_fn(id);
-}
-
 /* ---- glob and file probing ----------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
@@ -248,9 +191,9 @@ static td_status open_shard(hid_t *file, const char *path, td_error *err)
         return td_error_set(err, TD_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     htri_t is = H5Fis_hdf5(path);
     if (is == 0) return td_error_set(err, TD_ERR_FORMAT, "%s: not an HDF5 file", path);
-    if (is < 0) return h5_fail(err, path, NULL, "H5Fis_hdf5", __LINE__);
+    if (is < 0) return td_h5_fail(err, path, NULL, "H5Fis_hdf5", __FILE__, __LINE__);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0) return h5_fail(err, path, NULL, "H5Pcreate", __LINE__);
+    if (fapl < 0) return td_h5_fail(err, path, NULL, "H5Pcreate", __FILE__, __LINE__);
 #if H5_VERSION_GE(1, 12, 1) || (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)
     /* Shards are read-only inputs; HDF5's file lock protects nothing here and
      * fails on cluster filesystems mounted without flock (Lustre, some NFS). */
@@ -258,7 +201,7 @@ static td_status open_shard(hid_t *file, const char *path, td_error *err)
 #endif
     *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
-    if (*file < 0) return h5_fail(err, path, NULL, "H5Fopen", __LINE__);
+    if (*file < 0) return td_h5_fail(err, path, NULL, "H5Fopen", __FILE__, __LINE__);
     return TD_OK;
 }
 
@@ -284,6 +227,8 @@ static td_status check_dataset(int64_t *n_rows, hid_t file, const char *path, co
     td_status st = TD_OK;
     hid_t dset = -1, space = -1, type = -1;
     int want_rank = width ? 2 : 1;
+    char what[64];
+    snprintf(what, sizeof(what), "dataset %s", name);
     char want[96];
     if (width)
         snprintf(want, sizeof(want), "[N, %lld] (%s)", (long long)width, width_key);
@@ -291,20 +236,20 @@ static td_status check_dataset(int64_t *n_rows, hid_t file, const char *path, co
         snprintf(want, sizeof(want), "[N]");
 
     htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
-    if (exists < 0) return h5_fail(err, path, name, "H5Lexists", __LINE__);
+    if (exists < 0) return td_h5_fail(err, path, what, "H5Lexists", __FILE__, __LINE__);
     if (exists == 0)
         return td_error_set(err, TD_ERR_FORMAT,
                             "%s: dataset %s missing, expected an integer array %s", path, name,
                             want);
-    TD_H5(path, name, dset = H5Dopen2(file, name, H5P_DEFAULT));
-    TD_H5(path, name, type = H5Dget_type(dset));
+    TD_H5(path, what, dset = H5Dopen2(file, name, H5P_DEFAULT));
+    TD_H5(path, what, type = H5Dget_type(dset));
     H5T_class_t cls = H5Tget_class(type);
     if (cls != H5T_INTEGER) {
         st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s: type %s, expected an integer type",
                           path, name, type_class_name(cls));
         goto done;
     }
-    TD_H5(path, name, space = H5Dget_space(dset));
+    TD_H5(path, what, space = H5Dget_space(dset));
     int rank = H5Sget_simple_extent_ndims(space);
     if (rank != want_rank) {
         st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s: rank %d, expected %d: %s", path,
@@ -312,7 +257,7 @@ static td_status check_dataset(int64_t *n_rows, hid_t file, const char *path, co
         goto done;
     }
     hsize_t dims[2] = {0, 0};
-    TD_H5(path, name, H5Sget_simple_extent_dims(space, dims, NULL));
+    TD_H5(path, what, H5Sget_simple_extent_dims(space, dims, NULL));
     if (width && (int64_t)dims[1] != width) {
         st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s: shape [%llu, %llu], expected %s",
                           path, name, (unsigned long long)dims[0], (unsigned long long)dims[1],
@@ -321,9 +266,9 @@ static td_status check_dataset(int64_t *n_rows, hid_t file, const char *path, co
     }
     *n_rows = (int64_t)dims[0];
 done:
-    h5_close_id(space, H5Sclose);
-    h5_close_id(type, H5Tclose);
-    h5_close_id(dset, H5Dclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
+    td_h5_close_id(dset, H5Dclose);
     return st;
 }
 
@@ -369,16 +314,18 @@ static td_status read_rows(int64_t *buf, hid_t dset, int64_t r0, int64_t n_rows,
 {
     td_status st = TD_OK;
     hid_t fspace = -1, mspace = -1;
+    char what[64];
+    snprintf(what, sizeof(what), "dataset %s", name);
     hsize_t start[2] = {(hsize_t)r0, 0};
     hsize_t count[2] = {(hsize_t)n_rows, (hsize_t)width};
     int rank = width ? 2 : 1;
-    TD_H5(path, name, fspace = H5Dget_space(dset));
-    TD_H5(path, name, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
-    TD_H5(path, name, mspace = H5Screate_simple(rank, count, NULL));
-    TD_H5(path, name, H5Dread(dset, H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, buf));
+    TD_H5(path, what, fspace = H5Dget_space(dset));
+    TD_H5(path, what, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
+    TD_H5(path, what, mspace = H5Screate_simple(rank, count, NULL));
+    TD_H5(path, what, H5Dread(dset, H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, buf));
 done:
-    h5_close_id(mspace, H5Sclose);
-    h5_close_id(fspace, H5Sclose);
+    td_h5_close_id(mspace, H5Sclose);
+    td_h5_close_id(fspace, H5Sclose);
     return st;
 }
 
@@ -464,7 +411,9 @@ static td_status load_shard(td_data *d, int64_t *li, const shard_info *sh, int64
         if (d->opt.dynamic_masking && (k == D_POS || k == D_MLM)) continue;
         int64_t width = k == D_NSP ? 1 : (k == D_POS || k == D_MLM) ? P : T;
         rows[k] = td_xmalloc((size_t)(block * width) * sizeof(int64_t));
-        TD_H5(path, dset_names[k], dsets[k] = H5Dopen2(file, dset_names[k], H5P_DEFAULT));
+        char what[64];
+        snprintf(what, sizeof(what), "dataset %s", dset_names[k]);
+        TD_H5(path, what, dsets[k] = H5Dopen2(file, dset_names[k], H5P_DEFAULT));
     }
     for (int64_t r0 = 0; r0 < sh->n_rows; r0 += block) {
         int64_t nr = sh->n_rows - r0 < block ? sh->n_rows - r0 : block;
@@ -485,7 +434,7 @@ static td_status load_shard(td_data *d, int64_t *li, const shard_info *sh, int64
     }
 done:
     for (int k = 0; k < D_COUNT; k++) {
-        h5_close_id(dsets[k], H5Dclose);
+        td_h5_close_id(dsets[k], H5Dclose);
         free(rows[k]);
     }
     H5Fclose(file);
@@ -543,7 +492,7 @@ td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_op
     st = expand_glob(&paths, &n_files, glob_pattern, err);
     if (st != TD_OK) return st;
 
-    h5_quiet quiet = h5_quiet_begin();
+    td_h5_quiet quiet = td_h5_quiet_begin();
     td_data *d = td_xcalloc(1, sizeof(td_data));
     d->opt = *opt;
     d->T = opt->seq_len;
@@ -636,7 +585,7 @@ td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_op
     TD_ASSERT(li == d->n_local);
 
 done:
-    h5_quiet_end(quiet);
+    td_h5_quiet_end(quiet);
     free(shards);
     free_paths(paths, n_files);
     if (st != TD_OK) {
@@ -813,12 +762,13 @@ static td_status add_token_counts(int64_t *counts, int64_t *tmp, const char *pat
                                   int64_t vocab_size, td_error *err)
 {
     static const char name[] = "token_counts";
+    static const char what[] = "dataset token_counts";
     hid_t file = -1, dset = -1, space = -1, type = -1;
     td_status st = open_shard(&file, path, err);
     if (st != TD_OK) return st;
     htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
     if (exists <= 0) {
-        st = exists < 0 ? h5_fail(err, path, name, "H5Lexists", __LINE__)
+        st = exists < 0 ? td_h5_fail(err, path, what, "H5Lexists", __FILE__, __LINE__)
                         : td_error_set(err, TD_ERR_FORMAT,
                                        "%s: dataset token_counts missing, expected an integer "
                                        "array [%lld] (model.vocab_size); frequency importance "
@@ -826,17 +776,17 @@ static td_status add_token_counts(int64_t *counts, int64_t *tmp, const char *pat
                                        path, (long long)vocab_size);
         goto done;
     }
-    TD_H5(path, name, dset = H5Dopen2(file, name, H5P_DEFAULT));
-    TD_H5(path, name, type = H5Dget_type(dset));
+    TD_H5(path, what, dset = H5Dopen2(file, name, H5P_DEFAULT));
+    TD_H5(path, what, type = H5Dget_type(dset));
     if (H5Tget_class(type) != H5T_INTEGER) {
         st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset token_counts: type %s, expected an "
                           "integer type", path, type_class_name(H5Tget_class(type)));
         goto done;
     }
-    TD_H5(path, name, space = H5Dget_space(dset));
+    TD_H5(path, what, space = H5Dget_space(dset));
     hsize_t dims[2] = {0, 0};
     int rank = H5Sget_simple_extent_ndims(space);
-    if (rank == 1) TD_H5(path, name, H5Sget_simple_extent_dims(space, dims, NULL));
+    if (rank == 1) TD_H5(path, what, H5Sget_simple_extent_dims(space, dims, NULL));
     if (rank != 1 || (int64_t)dims[0] != vocab_size) {
         st = td_error_set(err, TD_ERR_FORMAT,
                           "%s: dataset token_counts: rank %d, length %llu, expected [%lld] "
@@ -844,7 +794,7 @@ static td_status add_token_counts(int64_t *counts, int64_t *tmp, const char *pat
                           path, rank, (unsigned long long)dims[0], (long long)vocab_size);
         goto done;
     }
-    TD_H5(path, name, H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp));
+    TD_H5(path, what, H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp));
     for (int64_t v = 0; v < vocab_size; v++) {
         if (tmp[v] < 0) {
             st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset token_counts: entry %lld is %lld, "
@@ -854,9 +804,9 @@ static td_status add_token_counts(int64_t *counts, int64_t *tmp, const char *pat
         counts[v] += tmp[v];
     }
 done:
-    h5_close_id(space, H5Sclose);
-    h5_close_id(type, H5Tclose);
-    h5_close_id(dset, H5Dclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
+    td_h5_close_id(dset, H5Dclose);
     H5Fclose(file);
     return st;
 }
@@ -871,13 +821,13 @@ td_status td_data_token_counts(const char *glob_pattern, int64_t vocab_size, int
     int64_t n_files = 0;
     td_status st = expand_glob(&paths, &n_files, glob_pattern, err);
     if (st != TD_OK) return st;
-    h5_quiet quiet = h5_quiet_begin();
+    td_h5_quiet quiet = td_h5_quiet_begin();
     int64_t *tmp = td_xmalloc((size_t)vocab_size * sizeof(int64_t));
     memset(counts, 0, (size_t)vocab_size * sizeof(int64_t));
     for (int64_t i = 0; i < n_files && st == TD_OK; i++)
         st = add_token_counts(counts, tmp, paths[i], vocab_size, err);
     free(tmp);
-    h5_quiet_end(quiet);
+    td_h5_quiet_end(quiet);
     free_paths(paths, n_files);
     return st;
 }
