@@ -44,6 +44,9 @@ echo "bench: bert-base step, token dropping keep 64" >&2
 drop=$(step_time drop --set token_drop.enabled=true --set token_drop.keep=64 \
        --set 'token_drop.allow=[0,1,2,3]' --set 'token_drop.deny=[]')
 
+echo "bench: bert-mini data-parallel scaling, 1 -> 2 ranks" >&2
+scaling=$("$here/scaling.sh" "$build" "$work/shard.h5" 30522 2)
+
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 file="$out/bench-$stamp.json"
 cat > "$file" <<JSON
@@ -55,7 +58,8 @@ cat > "$file" <<JSON
   "bert_base_seq128_mb8": {
     "full": $full,
     "token_drop_keep64": $drop
-  }
+  },
+  "scaling": $scaling
 }
 JSON
 cat "$file"
