@@ -15,3 +15,9 @@ add_test(NAME cli_mpi_failures
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/mpi_failures.sh $<TARGET_FILE:tokdrop-bin>
                  ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_mpi_failures)
 set_tests_properties(cli_mpi_failures PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+
+# cluster/plot.sh on made-up run directories: a PNG from valid runs, clear
+# errors for a missing run directory, an empty or malformed metrics.jsonl.
+add_test(NAME cli_plot
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/plot_test.sh ${CMAKE_SOURCE_DIR}
+                 ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_plot)
