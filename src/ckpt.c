@@ -539,12 +539,11 @@ static td_status prune(const char *dir, const char *written, int64_t written_ste
     return st;
 }
 
-td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err)
+/* Argument checks shared by the writers; on success *sorted_out is the
+ * table sorted by name (the order of the datasets), which the caller frees. */
+static td_status check_for_writing(const td_ckpt *ckpt, const td_tensor_info ***sorted_out,
+                                   td_error *err)
 {
-    if (!dir || !dir[0] || !ckpt)
-        return td_error_set(err, TD_ERR_ARG, "td_ckpt_write: no directory or no checkpoint");
-    if (keep < 1)
-        return td_error_set(err, TD_ERR_ARG, "td_ckpt_write: keep is %d, expected >= 1", keep);
     if (ckpt->step < 0)
         return td_error_set(err, TD_ERR_ARG, "td_ckpt_write: step is %lld, expected >= 0",
                             (long long)ckpt->step);
@@ -572,34 +571,76 @@ td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error
     qsort(sorted, (size_t)ckpt->n_tensors, sizeof(*sorted), cmp_tensor_name);
     for (int i = 1; i < ckpt->n_tensors; i++)
         TD_ASSERT(strcmp(sorted[i - 1]->name, sorted[i]->name) != 0);
+    *sorted_out = sorted;
+    return TD_OK;
+}
+
+/* Writes tmp, syncs it, renames it to final and syncs dir, the directory
+ * holding both: the previous final file survives a crash at any point. */
+static td_status write_atomically(const char *tmp, const char *final, const char *dir,
+                                  const td_ckpt *ckpt, const td_tensor_info *const *sorted,
+                                  td_error *err)
+{
+    td_h5_quiet q = td_h5_quiet_begin();
+    td_status st = write_file(tmp, ckpt, sorted, err);
+    td_h5_quiet_end(q);
+    if (st == TD_OK && fsync_path(tmp, false) != 0)
+        st = td_error_set(err, TD_ERR_IO, "%s: cannot sync the checkpoint to disk: %s", tmp,
+                          strerror(errno));
+    if (st == TD_OK && rename(tmp, final) != 0)
+        st = td_error_set(err, TD_ERR_IO, "%s: cannot rename the checkpoint to %s: %s", tmp, final,
+                          strerror(errno));
+    if (st != TD_OK) {
+        unlink(tmp); /* may not exist; the message above is what matters */
+        return st;
+    }
+    if (fsync_path(dir, true) != 0)
+        st = td_error_set(err, TD_ERR_IO, "%s: cannot sync the checkpoint directory: %s", dir,
+                          strerror(errno));
+    return st;
+}
+
+td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err)
+{
+    if (!dir || !dir[0] || !ckpt)
+        return td_error_set(err, TD_ERR_ARG, "td_ckpt_write: no directory or no checkpoint");
+    if (keep < 1)
+        return td_error_set(err, TD_ERR_ARG, "td_ckpt_write: keep is %d, expected >= 1", keep);
+    const td_tensor_info **sorted;
+    td_status st = check_for_writing(ckpt, &sorted, err);
+    if (st != TD_OK) return st;
 
     char tmp_name[64], final_name[64];
     snprintf(tmp_name, sizeof(tmp_name), ".ckpt-%08lld.h5.tmp", (long long)ckpt->step);
     snprintf(final_name, sizeof(final_name), "ckpt-%08lld.h5", (long long)ckpt->step);
     char *tmp = path_join(dir, tmp_name), *final = path_join(dir, final_name);
-
-    td_status st = make_dirs(dir, err);
-    if (st == TD_OK) {
-        td_h5_quiet q = td_h5_quiet_begin();
-        st = write_file(tmp, ckpt, sorted, err);
-        td_h5_quiet_end(q);
-        if (st == TD_OK && fsync_path(tmp, false) != 0)
-            st = td_error_set(err, TD_ERR_IO, "%s: cannot sync the checkpoint to disk: %s", tmp,
-                              strerror(errno));
-        if (st == TD_OK && rename(tmp, final) != 0)
-            st = td_error_set(err, TD_ERR_IO, "%s: cannot rename the checkpoint to %s: %s", tmp,
-                              final, strerror(errno));
-        if (st != TD_OK) {
-            unlink(tmp); /* may not exist; the message above is what matters */
-        } else {
-            if (fsync_path(dir, true) != 0)
-                st = td_error_set(err, TD_ERR_IO, "%s: cannot sync the checkpoint directory: %s",
-                                  dir, strerror(errno));
-            if (st == TD_OK) st = prune(dir, final_name, ckpt->step, keep, err);
-        }
-    }
+    st = make_dirs(dir, err);
+    if (st == TD_OK) st = write_atomically(tmp, final, dir, ckpt, sorted, err);
+    if (st == TD_OK) st = prune(dir, final_name, ckpt->step, keep, err);
     free(tmp);
     free(final);
+    free(sorted);
+    return st;
+}
+
+td_status td_ckpt_write_file(const char *path, const td_ckpt *ckpt, td_error *err)
+{
+    if (!path || !path[0] || !ckpt)
+        return td_error_set(err, TD_ERR_ARG, "td_ckpt_write_file: no path or no checkpoint");
+    const td_tensor_info **sorted;
+    td_status st = check_for_writing(ckpt, &sorted, err);
+    if (st != TD_OK) return st;
+    size_t n = strlen(path);
+    char *tmp = td_xmalloc(n + 5), *dir = td_xmalloc(n + 2);
+    snprintf(tmp, n + 5, "%s.tmp", path);
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, n + 2, ".");
+    else
+        snprintf(dir, n + 2, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    st = write_atomically(tmp, path, dir, ckpt, sorted, err);
+    free(tmp);
+    free(dir);
     free(sorted);
     return st;
 }
@@ -984,7 +1025,8 @@ done:
  * checked before a shape or size mismatch is reported, so that a
  * damaged file is never reported as a model mismatch. HDF5 printing must
  * be off. */
-static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, td_error *err)
+static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, char **config_out,
+                           td_error *err)
 {
     ckpt_reader r = {.path = path, .file = -1, .mismatch_st = TD_OK};
     hash_init(&r.hash);
@@ -1125,6 +1167,9 @@ static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, t
         want->seed = seed;
         want->config_yaml = config;
         config = NULL;
+    } else if (config_out) {
+        *config_out = config;
+        config = NULL;
     }
 done:
     td_h5_close_id(ds, H5Dclose);
@@ -1153,7 +1198,7 @@ td_status td_ckpt_find_latest(const char *dir, char *path, size_t path_len,
     for (int64_t i = 0; i < n; i++) {
         char *p = path_join(dir, e[i].name);
         td_error why = {TD_OK, ""};
-        if (ckpt_load(p, NULL, NULL, &why) == TD_OK) {
+        if (ckpt_load(p, NULL, NULL, NULL, &why) == TD_OK) {
             if (strlen(p) >= path_len)
                 st = td_error_set(err, TD_ERR_ARG, "%s: path longer than the %zu-byte buffer", p,
                                   path_len);
@@ -1197,7 +1242,18 @@ td_status td_ckpt_read(const char *path, td_ckpt *ckpt, bool *ranks_match, td_er
         return td_error_set(err, TD_ERR_ARG, "td_ckpt_read: %s: %d ranks without a cursor array",
                             path, ckpt->n_ranks);
     td_h5_quiet q = td_h5_quiet_begin();
-    td_status st = ckpt_load(path, ckpt, ranks_match, err);
+    td_status st = ckpt_load(path, ckpt, ranks_match, NULL, err);
+    td_h5_quiet_end(q);
+    return st;
+}
+
+td_status td_ckpt_read_config(const char *path, char **config_yaml, td_error *err)
+{
+    if (!path || !config_yaml)
+        return td_error_set(err, TD_ERR_ARG, "td_ckpt_read_config: no path or no output");
+    *config_yaml = NULL;
+    td_h5_quiet q = td_h5_quiet_begin();
+    td_status st = ckpt_load(path, NULL, NULL, config_yaml, err);
     td_h5_quiet_end(q);
     return st;
 }

@@ -741,21 +741,14 @@ static td_status apply_root(td_config *cfg, yaml_document_t *doc, const yaml_nod
     return TD_OK;
 }
 
-td_status td_config_load(td_config *cfg, const char *path, td_error *err)
+/* Applies the YAML read from f (named name in messages) on top of cfg;
+ * cfg is left untouched on an error. */
+static td_status load_stream(td_config *cfg, FILE *f, const char *name, td_error *err)
 {
-    source src = {path, NULL, err};
-    FILE *f = fopen(path, "rb");
-    if (!f) return td_error_set(err, TD_ERR_CONFIG, "%s: cannot open the config file: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(f), &info) == 0 && S_ISDIR(info.st_mode)) {
-        fclose(f);
-        return td_error_set(err, TD_ERR_CONFIG, "%s: is a directory, expected a YAML config file", path);
-    }
+    source src = {name, NULL, err};
     yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(f);
-        return td_error_set(err, TD_ERR_NOMEM, "%s: cannot initialise the YAML parser", path);
-    }
+    if (!yaml_parser_initialize(&parser))
+        return td_error_set(err, TD_ERR_NOMEM, "%s: cannot initialise the YAML parser", name);
     yaml_parser_set_input_file(&parser, f);
     yaml_document_t doc;
     td_status st = load_document(&doc, &parser, &src);
@@ -785,7 +778,33 @@ td_status td_config_load(td_config *cfg, const char *path, td_error *err)
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);
+    return st;
+}
+
+td_status td_config_load(td_config *cfg, const char *path, td_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return td_error_set(err, TD_ERR_CONFIG, "%s: cannot open the config file: %s", path, strerror(errno));
+    struct stat info;
+    if (fstat(fileno(f), &info) == 0 && S_ISDIR(info.st_mode)) {
+        fclose(f);
+        return td_error_set(err, TD_ERR_CONFIG, "%s: is a directory, expected a YAML config file", path);
+    }
+    td_status st = load_stream(cfg, f, path, err);
     fclose(f);
+    return st;
+}
+
+td_status td_config_load_text(td_config *cfg, const char *text, const char *name, td_error *err)
+{
+    size_t n = strlen(text);
+    char *copy = td_xmalloc(n + 1); /* fmemopen takes a writable buffer */
+    memcpy(copy, text, n + 1);
+    FILE *f = fmemopen(copy, n, "rb");
+    td_status st = f ? load_stream(cfg, f, name, err)
+                     : td_error_set(err, TD_ERR_NOMEM, "%s: cannot read the config text: %s", name, strerror(errno));
+    if (f) fclose(f);
+    free(copy);
     return st;
 }
 

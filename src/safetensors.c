@@ -714,8 +714,43 @@ static td_status read_tensor(int fd, const char *path, uint64_t data_start, uint
     return TD_OK;
 }
 
-td_status td_safetensors_read(const char *path, const td_tensor_info *tensors, int n_tensors,
-                              float *block, int *n_ignored, td_error *err)
+/* The file's entry for the table name, or NULL. Besides the name itself,
+ * the spellings published BERT files use: without the "bert." prefix
+ * (files saved from BertModel) and LayerNorm gamma/beta for weight/bias
+ * (files converted from the original TF checkpoints), in that order. */
+static st_entry *find_entry(st_parser *p, const char *name)
+{
+    if (p->n_entries == 0) return NULL;
+    static const char prefix[] = "bert.";
+    static const struct { const char *suffix, *alias; } ln[] = {
+        {"LayerNorm.weight", "LayerNorm.gamma"}, {"LayerNorm.bias", "LayerNorm.beta"},
+    };
+    char cand[2 * TD_TENSOR_NAME_LEN];
+    for (int strip = 0; strip <= 1; strip++) {
+        const char *base = name;
+        if (strip) {
+            if (strncmp(name, prefix, sizeof(prefix) - 1) != 0) break;
+            base = name + sizeof(prefix) - 1;
+        }
+        for (int a = -1; a < 2; a++) {
+            size_t n = strlen(base);
+            if (a < 0) {
+                snprintf(cand, sizeof(cand), "%s", base);
+            } else {
+                size_t k = strlen(ln[a].suffix);
+                if (n < k || strcmp(base + n - k, ln[a].suffix) != 0) continue;
+                snprintf(cand, sizeof(cand), "%.*s%s", (int)(n - k), base, ln[a].alias);
+            }
+            st_entry key = {.name = cand};
+            st_entry *e = bsearch(&key, p->entries, (size_t)p->n_entries, sizeof(st_entry), entry_cmp);
+            if (e) return e;
+        }
+    }
+    return NULL;
+}
+
+td_status td_safetensors_read_some(const char *path, const td_tensor_info *tensors, int n_tensors,
+                                   float *block, bool *present, int *n_ignored, td_error *err)
 {
     TD_ASSERT(path != NULL && (n_tensors == 0 || (tensors != NULL && block != NULL)));
     if (n_ignored) *n_ignored = 0;
@@ -769,10 +804,9 @@ td_status td_safetensors_read(const char *path, const td_tensor_info *tensors, i
     TD_ASSERT(scratch != NULL);
     for (int i = 0; i < n_tensors; i++) {
         const td_tensor_info *t = &tensors[i];
-        st_entry key = {.name = t->name};
-        st_entry *e = p.n_entries ? bsearch(&key, p.entries, (size_t)p.n_entries,
-                                            sizeof(st_entry), entry_cmp)
-                                  : NULL;
+        st_entry *e = find_entry(&p, t->name);
+        if (present) present[i] = e != NULL;
+        if (!e && present) continue;
         if (!e) {
             st = td_error_set(err, TD_ERR_FORMAT,
                               "%s: tensor %s: missing (the file holds %d tensors)", path, t->name,
@@ -792,4 +826,10 @@ done:
     free(p.arena);
     free(p.entries);
     return st;
+}
+
+td_status td_safetensors_read(const char *path, const td_tensor_info *tensors, int n_tensors,
+                              float *block, int *n_ignored, td_error *err)
+{
+    return td_safetensors_read_some(path, tensors, n_tensors, block, NULL, n_ignored, err);
 }

@@ -14,7 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "tokdrop/safetensors.h"
+#include "tokdrop/log.h"
+#include "tokdrop/weights.h"
 
 static double now_s(void)
 {
@@ -69,13 +70,12 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
     }
 
     if ((st = td_model_init(&tr->model, mc, B, T, MP, err)) != TD_OK) goto fail;
+    td_model_init_weights(&tr->model, cfg->train.seed);
     if (mc->init[0]) {
-        int n_ignored = 0;
-        st = td_safetensors_read(mc->init, tr->model.tensors, tr->model.n_tensors, tr->model.params,
-                                 &n_ignored, err);
-        if (st != TD_OK) goto fail;
-    } else {
-        td_model_init_weights(&tr->model, cfg->train.seed);
+        int n_new_heads = 0;
+        if ((st = td_weights_load(&tr->model, mc->init, &n_new_heads, err)) != TD_OK) goto fail;
+        td_log(dist, "weights from %s%s", mc->init,
+               n_new_heads ? " (it has no pretraining heads: they start from a random init)" : "");
     }
     td_optim_init(&tr->optim, &cfg->optimizer, cfg->train.steps, tr->model.n_params);
 

@@ -37,6 +37,10 @@ typedef struct {
  * fsync and rename, then removes all but the newest `keep` checkpoints. */
 td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err);
 
+/* Writes one checkpoint to exactly path (via path.tmp, fsync, rename); for
+ * `tokdrop import`, whose output is named by the user. */
+td_status td_ckpt_write_file(const char *path, const td_ckpt *ckpt, td_error *err);
+
 /* The newest checkpoint in dir whose checksum and format are valid, in
  * path (size path_len); TD_OK with path[0] == '\0' when dir has none. When
  * dir holds checkpoints but none is valid, TD_ERR_FORMAT: starting over
@@ -55,5 +59,9 @@ td_status td_ckpt_find_latest(const char *dir, char *path, size_t path_len,
  * (may be NULL) is set false. m and v may be NULL (evaluation only needs
  * params). */
 td_status td_ckpt_read(const char *path, td_ckpt *ckpt, bool *ranks_match, td_error *err);
+
+/* Verifies the checkpoint and returns its resolved config (malloc'd, the
+ * caller frees), from which the model's shape is known before reading it. */
+td_status td_ckpt_read_config(const char *path, char **config_yaml, td_error *err);
 
 #endif

@@ -109,6 +109,10 @@ void td_config_defaults(td_config *cfg);
  * message "path:line: key a.b: expected ..., got ...". */
 td_status td_config_load(td_config *cfg, const char *path, td_error *err);
 
+/* The same for YAML held in memory (a checkpoint's resolved config); name
+ * stands for the file in messages. */
+td_status td_config_load_text(td_config *cfg, const char *text, const char *name, td_error *err);
+
 /* Applies one override "a.b=value" (value parsed as a YAML scalar or flow
  * sequence, e.g. token_drop.allow=[CLS],[SEP] or ["[CLS]","[SEP]"]). */
 td_status td_config_set(td_config *cfg, const char *assignment, td_error *err);
