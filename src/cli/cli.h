@@ -22,6 +22,15 @@ int td_cmd_train(int argc, char **argv);
  * command then exits with TD_EXIT_USAGE). */
 bool td_cli_load_config(td_config *cfg, const char *path, const char *const *sets, int n_sets,
                         const td_dist *dist);
+
+/* The start the MPI commands share: MPI up, then td_cli_load_config on
+ * every rank; sets (malloc'd) is freed. TD_EXIT_OK with dist initialised,
+ * or the exit status once the error is printed and MPI is down again. */
+int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const char **sets, int n_sets,
+                 int *argc, char ***argv);
+
 int td_cmd_eval(int argc, char **argv);
+int td_cmd_export(int argc, char **argv);
+int td_cmd_import(int argc, char **argv);
 
 #endif

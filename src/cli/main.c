@@ -23,6 +23,11 @@ static void usage(FILE *out)
           "        and exit with status 75\n"
           "  eval CONFIG.yaml --checkpoint FILE [--set key.path=value ...]\n"
           "        full-sequence MLM and NSP loss and accuracy on data.eval, as JSON\n"
+          "  export CHECKPOINT OUTDIR [--vocab FILE]\n"
+          "        model.safetensors, config.json and vocab.txt in Hugging Face layout\n"
+          "  import HF_DIR CHECKPOINT\n"
+          "        a Hugging Face BERT (config.json, model.safetensors, vocab.txt) as a\n"
+          "        step-0 checkpoint; start a run from it with model.init: CHECKPOINT\n"
           "\n"
           "Run under mpirun/srun for several ranks. Environment: OPENBLAS_CORETYPE\n"
           "overrides the BLAS kernel choice.\n",
@@ -45,6 +50,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "train") == 0) return td_cmd_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "eval") == 0) return td_cmd_eval(argc - 1, argv + 1);
+    if (strcmp(argv[1], "export") == 0) return td_cmd_export(argc - 1, argv + 1);
+    if (strcmp(argv[1], "import") == 0) return td_cmd_import(argc - 1, argv + 1);
     fprintf(stderr, "tokdrop: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return TD_EXIT_USAGE;

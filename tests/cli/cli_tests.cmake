@@ -21,3 +21,10 @@ set_tests_properties(cli_mpi_failures PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;
 add_test(NAME cli_plot
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/plot_test.sh ${CMAKE_SOURCE_DIR}
                  ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_plot)
+
+# tokdrop export / import: the HF layout both ways, checked against the
+# PyTorch reference.
+add_test(NAME cli_export_import
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/export_import.sh $<TARGET_FILE:tokdrop-bin>
+                 ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_export_import)
+set_tests_properties(cli_export_import PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")

@@ -1,0 +1,103 @@
+/* `tokdrop export CHECKPOINT OUTDIR [--vocab FILE]`: the checkpoint's
+ * weights in Hugging Face layout (SPEC section 7): OUTDIR/model.safetensors
+ * under BertForPreTraining names, config.json and vocab.txt, which
+ * transformers' BertForPreTraining.from_pretrained(OUTDIR) loads. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "tokdrop/ckpt.h"
+#include "tokdrop/config.h"
+#include "tokdrop/hf.h"
+#include "tokdrop/model.h"
+#include "tokdrop/safetensors.h"
+#include "tokdrop/vocab.h"
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "tokdrop export: %s\nusage: tokdrop export CHECKPOINT OUTDIR [--vocab FILE]\n", msg);
+    return TD_EXIT_USAGE;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = td_xmalloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* The vocabulary to ship: --vocab, else the run's model.vocab; it must
+ * have the model's size. */
+static td_status check_vocab(const char *path, int64_t vocab_size, const char *ckpt_path, td_error *err)
+{
+    if (!path[0])
+        return td_error_set(err, TD_ERR_ARG,
+                            "%s: the run had no model.vocab, and an export needs a vocab.txt: give --vocab FILE",
+                            ckpt_path);
+    td_vocab v = {0};
+    td_status st = td_vocab_load(&v, path, err);
+    if (st == TD_OK && v.size != vocab_size)
+        st = td_error_set(err, TD_ERR_FORMAT, "%s has %lld tokens, the checkpoint's model.vocab_size is %lld", path,
+                          (long long)v.size, (long long)vocab_size);
+    td_vocab_free(&v);
+    return st;
+}
+
+static td_status export(const char *ckpt_path, const char *out_dir, const char *vocab_arg, td_error *err)
+{
+    char *yaml = NULL;
+    td_status st = td_ckpt_read_config(ckpt_path, &yaml, err);
+    if (st != TD_OK) return st;
+    static td_config cfg;
+    td_config_defaults(&cfg);
+    st = td_config_load_text(&cfg, yaml, ckpt_path, err);
+    free(yaml);
+    if (st != TD_OK) return st;
+    const char *vocab = vocab_arg ? vocab_arg : cfg.model.vocab;
+    if ((st = check_vocab(vocab, cfg.model.vocab_size, ckpt_path, err)) != TD_OK) return st;
+
+    td_model model = {0};
+    if ((st = td_model_init(&model, &cfg.model, 1, 1, 1, err)) != TD_OK) return st;
+    td_ckpt ck = {
+        .tensors = model.tensors, .n_tensors = model.n_tensors, .n_params = model.n_params, .params = model.params,
+    };
+    st = td_ckpt_read(ckpt_path, &ck, NULL, err);
+    free(ck.config_yaml);
+    if (st == TD_OK && mkdir(out_dir, 0777) != 0 && errno != EEXIST)
+        st = td_error_set(err, TD_ERR_IO, "%s: cannot create the directory: %s", out_dir, strerror(errno));
+    char *weights = join(out_dir, "model.safetensors"), *config = join(out_dir, "config.json"),
+         *vocab_out = join(out_dir, "vocab.txt");
+    if (st == TD_OK) st = td_safetensors_write(weights, model.tensors, model.n_tensors, model.params, err);
+    if (st == TD_OK) st = td_hf_write_config(config, &cfg.model, err);
+    if (st == TD_OK) st = td_hf_copy_file(vocab, vocab_out, err);
+    if (st == TD_OK)
+        printf("tokdrop export: %s (step %lld, %lld parameters) -> %s: model.safetensors, config.json, vocab.txt\n",
+               ckpt_path, (long long)ck.step, (long long)model.n_params, out_dir);
+    free(weights);
+    free(config);
+    free(vocab_out);
+    td_model_free(&model);
+    return st;
+}
+
+int td_cmd_export(int argc, char **argv)
+{
+    const char *pos[2] = {NULL, NULL}, *vocab = NULL;
+    int n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--vocab") == 0 && i + 1 < argc) vocab = argv[++i];
+        else if (argv[i][0] == '-' || n_pos == 2) return usage_error("unexpected argument");
+        else pos[n_pos++] = argv[i];
+    }
+    if (n_pos != 2) return usage_error("a checkpoint file and an output directory are needed");
+    td_error err = {0};
+    if (export(pos[0], pos[1], vocab, &err) != TD_OK) {
+        fprintf(stderr, "tokdrop export: %s\n", err.msg);
+        return TD_EXIT_FAILURE;
+    }
+    return TD_EXIT_OK;
+}
