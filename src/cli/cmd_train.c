@@ -165,21 +165,11 @@ int td_cmd_train(int argc, char **argv)
         return usage_error("no config file given");
     }
 
-    td_error err = {0};
     td_dist dist;
-    if (td_dist_init(&dist, &argc, &argv, &err) != TD_OK) {
-        fprintf(stderr, "tokdrop: %s\n", err.msg);
-        free(sets);
-        return TD_EXIT_FAILURE;
-    }
-
     static td_config cfg;
-    bool ok = td_cli_load_config(&cfg, config_path, sets, n_sets, &dist);
-    free(sets);
-    if (!ok) {
-        td_dist_finalize(&dist);
-        return TD_EXIT_USAGE;
-    }
+    int rc = td_cli_start(&dist, &cfg, config_path, sets, n_sets, &argc, &argv);
+    if (rc != TD_EXIT_OK) return rc;
+    td_error err = {0};
     td_status st = TD_OK;
 
     int threads = threads_per_rank(&cfg, &dist);
