@@ -10,28 +10,8 @@ tokdrop=$1
 mpiexec=$2
 src=$3
 work=$4
-rm -rf "$work"
-mkdir -p "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-if [ "$(id -u)" = 0 ]; then
-    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
-export OMPI_MCA_rmaps_base_oversubscribe=1
-
-/usr/bin/python3 "$src/tests/reference/make_fixture.py" "$work/fx" >/dev/null || fail "fixture"
-/usr/bin/python3 - "$work/fx/train/shard_000.h5" "$work/split" <<'PY' || fail "split"
-import os, sys, h5py
-src, out = sys.argv[1], sys.argv[2]
-os.makedirs(out)
-with h5py.File(src) as f:
-    for i in range(2):
-        with h5py.File(os.path.join(out, "part_%d.h5" % i), "w") as g:
-            for k in f:
-                d = f[k][()] if k == "token_counts" else f[k][8 * i:8 * (i + 1)]
-                if i == 1 and k == "input_ids":
-                    d[3, 5] = 999  # vocab_size is 60
-                g[k] = d
-PY
+. "$src/tests/cli/common.sh"
+/usr/bin/python3 "$src/tests/cli/split_shard.py" "$work/fx/train/shard_000.h5" "$work/split" --bad-id || fail "split"
 cfg="$work/fx/configs/b.yaml"
 
 # 1. bad data on rank 1 only

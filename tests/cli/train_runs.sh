@@ -9,11 +9,7 @@ set -u
 tokdrop=$1
 src=$2
 work=$3
-rm -rf "$work"
-mkdir -p "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-/usr/bin/python3 "$src/tests/reference/make_fixture.py" "$work/fx" >/dev/null || fail "fixture"
+. "$src/tests/cli/common.sh"
 cfg="$work/fx/configs/b.yaml"
 
 # 1. loss falls

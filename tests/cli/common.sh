@@ -1,0 +1,13 @@
+# Sourced by the tests under tests/cli after they set $work and $src: a
+# fresh work directory, fail(), Open MPI allowed to run as root and on more
+# ranks than cores (CI runs as root on 2 cores), and the reference fixture
+# (a tiny model, its vocab and shards; configs/a.yaml ... h.yaml) in
+# $work/fx.
+rm -rf "$work"
+mkdir -p "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+if [ "$(id -u)" = 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+export OMPI_MCA_rmaps_base_oversubscribe=1
+/usr/bin/python3 "$src/tests/reference/make_fixture.py" "$work/fx" >/dev/null || fail "fixture"
