@@ -101,7 +101,10 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
         goto fail;
 
     const char *mode = getenv("TOKDROP_ALLREDUCE");
-    tr->overlap = !(mode && strcmp(mode, "blocking") == 0);
+    tr->allreduce = !mode                             ? TD_ALLREDUCE_OVERLAP
+                    : strcmp(mode, "blocking") == 0  ? TD_ALLREDUCE_BLOCKING
+                    : strcmp(mode, "alternate") == 0 ? TD_ALLREDUCE_ALTERNATE
+                                                     : TD_ALLREDUCE_OVERLAP;
     td_dist_pending_init(&tr->pending, (int)(2 * tr->model.L + 8));
     tr->n_micro = cfg->train.accumulation;
     tr->micro = td_xcalloc((size_t)tr->n_micro, sizeof(td_batch));
@@ -155,6 +158,8 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     const uint64_t t = (uint64_t)tr->step + 1; /* this update's index: RNG step and LAMB t */
     td_step_stats s = {0};
     double t_start = now_s(), t0;
+    const bool overlap = dist->size > 1 && (tr->allreduce == TD_ALLREDUCE_OVERLAP ||
+                                            (tr->allreduce == TD_ALLREDUCE_ALTERNATE && t % 2 == 1));
 
     /* 1. data: all micro-batches of the step, and the global counts */
     td_watchdog_beat(tr->watchdog, "reading data");
@@ -209,7 +214,7 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
          * each layer's bucket while the layers below are still running */
         bool last = a == tr->n_micro - 1;
         overlap_ctx oc = {tr, 0.0};
-        bool reduce_now = last && tr->overlap && dist->size > 1;
+        bool reduce_now = last && overlap;
         t0 = now_s();
         td_model_backward(model, reduce_now ? on_grads_ready : NULL, &oc);
         s.t_backward += now_s() - t0 - oc.t_comm;
@@ -219,7 +224,7 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     /* 3. allreduce: the rest of the gradients, loss terms, importance statistics */
     td_watchdog_beat(tr->watchdog, "reducing gradients");
     t0 = now_s();
-    if (tr->overlap && dist->size > 1)
+    if (overlap)
         td_dist_wait(&tr->pending);
     else
         td_dist_allreduce_f32(dist, model->grads, model->n_params);
