@@ -3,6 +3,8 @@
  * the messages. */
 #include "tokdrop/hf.h"
 
+#include "file_atomic.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -18,32 +20,6 @@ static void fmt_double(char *buf, size_t len, double x)
         snprintf(buf, len, "%.*g", prec, x);
         if (strtod(buf, NULL) == x) return;
     }
-}
-
-/* Creates path.tmp, lets fill write it, renames it to path. */
-static td_status write_via_tmp(const char *path, td_status (*fill)(FILE *f, const void *ctx, td_error *err),
-                               const void *ctx, td_error *err)
-{
-    size_t n = strlen(path) + 5;
-    char *tmp = td_xmalloc(n);
-    snprintf(tmp, n, "%s.tmp", path);
-    td_status st = TD_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
-    st = fill(f, ctx, err);
-    bool ok = !ferror(f);
-    int saved = errno;
-    if (fclose(f) != 0 && ok) ok = false, saved = errno;
-    if (st == TD_OK && !ok) st = td_error_set(err, TD_ERR_IO, "%s: write failed: %s", tmp, strerror(saved));
-    if (st == TD_OK && rename(tmp, path) != 0)
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
-    if (st != TD_OK) remove(tmp);
-done:
-    free(tmp);
-    return st;
 }
 
 static td_status fill_config(FILE *f, const void *ctx, td_error *err)
@@ -83,7 +59,7 @@ static td_status fill_config(FILE *f, const void *ctx, td_error *err)
 
 td_status td_hf_write_config(const char *path, const td_model_config *mc, td_error *err)
 {
-    return write_via_tmp(path, fill_config, mc, err);
+    return td_file_write_atomic(path, fill_config, mc, err);
 }
 
 static td_status fill_copy(FILE *f, const void *ctx, td_error *err)
@@ -101,7 +77,7 @@ static td_status fill_copy(FILE *f, const void *ctx, td_error *err)
 
 td_status td_hf_copy_file(const char *src, const char *dst, td_error *err)
 {
-    return write_via_tmp(dst, fill_copy, src, err);
+    return td_file_write_atomic(dst, fill_copy, src, err);
 }
 
 /* ---- reading config.json ------------------------------------------------- */

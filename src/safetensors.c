@@ -8,10 +8,11 @@
  * the tensor. */
 #include "tokdrop/safetensors.h"
 
+#include "file_atomic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -125,17 +126,24 @@ static bool write_f32_le(FILE *f, const float *x, int64_t n)
     return true;
 }
 
-/* fsync the directory holding path, so the rename itself is durable. */
-static void fsync_parent_dir(const char *path)
+/* What the writer hands to td_file_write_atomic. */
+typedef struct {
+    const strbuf *header;
+    const td_tensor_info *tensors;
+    int n_tensors;
+    const float *block;
+} st_content;
+
+static td_status fill_file(FILE *f, const void *ctx, td_error *err)
 {
-    char *copy = strdup(path);
-    if (!copy) return;
-    int fd = open(dirname(copy), O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd); /* best effort: some file systems refuse it on directories */
-        close(fd);
-    }
-    free(copy);
+    (void)err; /* a failed fwrite is seen by td_file_write_atomic through ferror */
+    const st_content *c = ctx;
+    unsigned char len_le[8];
+    for (int k = 0; k < 8; k++) len_le[k] = (unsigned char)((uint64_t)c->header->len >> (8 * k));
+    bool ok = write_all(f, len_le, 8) && write_all(f, c->header->s, c->header->len);
+    for (int i = 0; ok && i < c->n_tensors; i++)
+        ok = write_f32_le(f, c->block + c->tensors[i].offset, c->tensors[i].n_elems);
+    return TD_OK;
 }
 
 td_status td_safetensors_write(const char *path, const td_tensor_info *tensors, int n_tensors,
@@ -161,41 +169,8 @@ td_status td_safetensors_write(const char *path, const td_tensor_info *tensors, 
      * writer does (readers may then map F32/F64 data in place). */
     while (h.len % 8 != 0) sb_puts(&h, " ");
 
-    size_t tmp_len = strlen(path) + 5;
-    char *tmp = malloc(tmp_len);
-    TD_ASSERT(tmp != NULL);
-    snprintf(tmp, tmp_len, "%s.tmp", path);
-
-    td_status st = TD_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
-    unsigned char len_le[8];
-    for (int k = 0; k < 8; k++) len_le[k] = (unsigned char)((uint64_t)h.len >> (8 * k));
-    bool ok = write_all(f, len_le, 8) && write_all(f, h.s, h.len);
-    for (int i = 0; ok && i < n_tensors; i++)
-        ok = write_f32_le(f, block + tensors[i].offset, tensors[i].n_elems);
-    int saved = errno;
-    if (ok && fflush(f) != 0) ok = false, saved = errno;
-    if (ok && fsync(fileno(f)) != 0) ok = false, saved = errno;
-    if (fclose(f) != 0 && ok) ok = false, saved = errno;
-    if (!ok) {
-        remove(tmp);
-        st = td_error_set(err, TD_ERR_IO, "%s: write failed: %s", tmp, strerror(saved));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        saved = errno;
-        remove(tmp);
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp,
-                          strerror(saved));
-        goto done;
-    }
-    fsync_parent_dir(path);
-done:
-    free(tmp);
+    st_content c = {&h, tensors, n_tensors, block};
+    td_status st = td_file_write_atomic(path, fill_file, &c, err);
     free(h.s);
     return st;
 }
