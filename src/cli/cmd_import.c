@@ -3,7 +3,6 @@
  * step 0, to start a run from with `model.init: CHECKPOINT`. Pretraining
  * heads that the files lack (a BertModel) start from a random init. */
 #define _XOPEN_SOURCE 700 /* realpath */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
