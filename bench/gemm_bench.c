@@ -38,11 +38,11 @@ int main(int argc, char **argv)
         for (long i = 0; i < (long)M * K; i++) A[i] = 1e-3f * (float)(i % 97);
         for (long i = 0; i < (long)K * N; i++) B[i] = 1e-3f * (float)(i % 89);
         int lda = shapes[s].ta ? M : K, ldb = shapes[s].tb ? K : N;
-        td_gemm(shapes[s].ta, shapes[s].tb, M, N, K, 1, A, lda, B, ldb, 0, C, N); /* warm-up */
+        td_gemm(NULL, shapes[s].ta, shapes[s].tb, M, N, K, 1, A, lda, B, ldb, 0, C, N); /* warm-up */
         int reps = 0;
         double t0 = now_s(), dt;
         do {
-            td_gemm(shapes[s].ta, shapes[s].tb, M, N, K, 1, A, lda, B, ldb, 0, C, N);
+            td_gemm(NULL, shapes[s].ta, shapes[s].tb, M, N, K, 1, A, lda, B, ldb, 0, C, N);
             reps++;
             dt = now_s() - t0;
         } while (dt < 1.0);

@@ -4,7 +4,7 @@
 # and exits non-zero.
 set -u
 PKGS="cmake gcc make pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
-libyaml-dev libcmocka-dev zlib1g-dev python3-torch python3-h5py python3-numpy python3.11-doc gnuplot-nox"
+libyaml-dev libdnnl-dev libcmocka-dev zlib1g-dev python3-torch python3-h5py python3-numpy python3.11-doc gnuplot-nox"
 
 missing=""
 for p in $PKGS; do

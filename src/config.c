@@ -36,11 +36,13 @@ _Static_assert(sizeof(td_act) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_importance) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_masking) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_optim_kind) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(td_precision) == sizeof(int), "enum fields are stored as int");
 
 static const char *const act_names[] = {"gelu", "gelu_tanh", NULL};
 static const char *const importance_names[] = {"loss", "frequency", "random", NULL};
 static const char *const masking_names[] = {"static", "dynamic", NULL};
 static const char *const optim_names[] = {"lamb", "adamw", NULL};
+static const char *const precision_names[] = {"fp32", "bf16", "auto", NULL};
 
 #define OFF(field) offsetof(td_config, field)
 #define K_STR(sec, name, field) {sec, name, KEY_STR, OFF(field), sizeof(((td_config *)0)->field), NULL, 0}
@@ -84,6 +86,7 @@ static const key_spec keys[] = {
     K_INT("train", "accumulation", train.accumulation),
     K_U64("train", "seed", train.seed),
     K_INT("train", "threads", train.threads),
+    K_ENUM("train", "precision", train.precision, precision_names),
     K_ENUM("optimizer", "name", optimizer.name, optim_names),
     K_DBL("optimizer", "lr", optimizer.lr),
     K_DBL("optimizer", "end_lr", optimizer.end_lr),
@@ -128,6 +131,7 @@ static const char *enum_name(const char *const *names, int value)
 
 const char *td_act_str(td_act act) { return enum_name(act_names, (int)act); }
 const char *td_importance_str(td_importance importance) { return enum_name(importance_names, (int)importance); }
+const char *td_precision_str(td_precision precision) { return enum_name(precision_names, (int)precision); }
 const char *td_masking_str(td_masking masking) { return enum_name(masking_names, (int)masking); }
 const char *td_optim_kind_str(td_optim_kind kind) { return enum_name(optim_names, (int)kind); }
 
@@ -185,6 +189,7 @@ void td_config_defaults(td_config *cfg)
     cfg->train.accumulation = 1;
     cfg->train.seed = 12345;
     cfg->train.threads = 0;
+    cfg->train.precision = TD_PRECISION_FP32;
 
     td_optim_config *o = &cfg->optimizer;
     o->name = TD_OPTIM_LAMB;

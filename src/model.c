@@ -357,6 +357,7 @@ td_status td_model_init(td_model *m, const td_model_config *cfg, int64_t B, int6
 
 void td_model_free(td_model *m)
 {
+    td_gemm_engine_free(m->gemm);
     if (m->acts) {
         free(m->acts->arena);
         free(m->acts->layers);
@@ -372,6 +373,7 @@ void td_model_free(td_model *m)
 
 void td_model_init_weights(td_model *m, uint64_t seed)
 {
+    td_model_params_changed(m);
     memset(m->params, 0, (size_t)m->n_params * sizeof(float));
     float std = (float)m->cfg.initializer_range;
     for (int i = 0; i < m->n_tensors; i++) {
@@ -391,6 +393,19 @@ void td_model_zero_grads(td_model *m)
 {
     memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
 }
+
+td_status td_model_set_precision(td_model *m, td_precision precision, td_error *err)
+{
+    td_gemm_engine *eng = NULL;
+    td_status st = td_gemm_engine_create(&eng, precision, err);
+    if (st != TD_OK) return st;
+    td_gemm_engine_free(m->gemm);
+    m->gemm = eng;
+    td_gemm_engine_mirror(eng, m->params, m->n_params);
+    return TD_OK;
+}
+
+void td_model_params_changed(td_model *m) { td_gemm_engine_stale(m->gemm); }
 
 /* ---- forward ------------------------------------------------------------------ */
 
@@ -432,23 +447,23 @@ static void layer_forward(td_model *m, int64_t l)
     const int64_t B = m->acts->args.batch->B, H = m->H, I = m->I;
     const int64_t nq = B * pl->Tq, nk = B * pl->Tk;
 
-    td_linear_forward(la->q, pl->xq, w->q_w, w->q_b, nq, H, H);
-    td_linear_forward(la->k, pl->xkv, w->k_w, w->k_b, nk, H, H);
-    td_linear_forward(la->v, pl->xkv, w->v_w, w->v_b, nk, H, H);
+    td_linear_forward(m->gemm, la->q, pl->xq, w->q_w, w->q_b, nq, H, H);
+    td_linear_forward(m->gemm, la->k, pl->xkv, w->k_w, w->k_b, nk, H, H);
+    td_linear_forward(m->gemm, la->v, pl->xkv, w->v_w, w->v_b, nk, H, H);
     td_dropout_ctx att_drop = dropout_ctx(m, (float)m->cfg.attention_dropout, site_of(l, 0), pl);
-    td_attention_forward(la->ctx, la->p, la->pd, la->q, la->k, la->v, pl->key_bias, &att_drop, B,
+    td_attention_forward(m->gemm, la->ctx, la->p, la->pd, la->q, la->k, la->v, pl->key_bias, &att_drop, B,
                          pl->Tq, pl->Tk, m->A, m->D);
     /* r1 = xq + dropout(ctx Wo^T + bo); y = LN(r1) */
-    td_linear_forward(la->r1, la->ctx, w->ao_w, w->ao_b, nq, H, H);
+    td_linear_forward(m->gemm, la->r1, la->ctx, w->ao_w, w->ao_b, nq, H, H);
     td_dropout_ctx hid_drop = dropout_ctx(m, (float)m->cfg.hidden_dropout, site_of(l, 1), pl);
     td_dropout_forward(la->r1, la->r1, &hid_drop, B, pl->Tq, H);
     for (int64_t i = 0; i < nq * H; i++) la->r1[i] += pl->xq[i];
     td_layernorm_forward(la->y, la->ln1_mean, la->ln1_rstd, la->r1, w->ln1_w, w->ln1_b, nq, H,
                          TD_LAYERNORM_EPS);
     /* r2 = y + dropout(gelu(y W1^T + b1) W2^T + b2); z = LN(r2) */
-    td_linear_forward(la->f1, la->y, w->ff1_w, w->ff1_b, nq, H, I);
+    td_linear_forward(m->gemm, la->f1, la->y, w->ff1_w, w->ff1_b, nq, H, I);
     td_gelu_forward(la->g, la->f1, nq * I, m->cfg.hidden_act);
-    td_linear_forward(la->r2, la->g, w->ff2_w, w->ff2_b, nq, I, H);
+    td_linear_forward(m->gemm, la->r2, la->g, w->ff2_w, w->ff2_b, nq, I, H);
     hid_drop.site = TD_SITE_DROPOUT + site_of(l, 2);
     td_dropout_forward(la->r2, la->r2, &hid_drop, B, pl->Tq, H);
     for (int64_t i = 0; i < nq * H; i++) la->r2[i] += la->y[i];
@@ -482,12 +497,12 @@ static void heads_forward(td_model *m, const float *h_last, td_forward_stats *st
     for (int64_t r = 0; r < R; r++)
         memcpy(a->xm + r * H, h_last + (int64_t)a->pred_rows[r] * H, (size_t)H * sizeof(float));
     const td_model_tensors *p = &m->p;
-    td_linear_forward(a->t1, a->xm, p->tr_w, p->tr_b, R, H, H);
+    td_linear_forward(m->gemm, a->t1, a->xm, p->tr_w, p->tr_b, R, H, H);
     td_gelu_forward(a->t2, a->t1, R * H, m->cfg.hidden_act);
     td_layernorm_forward(a->hm, a->tr_mean, a->tr_rstd, a->t2, p->tr_ln_w, p->tr_ln_b, R, H,
                          TD_LAYERNORM_EPS);
     /* logits (R, V) = hm word^T + bias: the decoder is the word embedding */
-    td_linear_forward(a->logits, a->hm, p->word, p->mlm_bias, R, H, V);
+    td_linear_forward(m->gemm, a->logits, a->hm, p->word, p->mlm_bias, R, H, V);
     td_crossentropy_forward(a->pred_loss_r, a->pred_correct, a->logits, a->pred_labels, R, V);
 
     st->mlm_loss_sum = 0;
@@ -506,9 +521,9 @@ static void heads_forward(td_model *m, const float *h_last, td_forward_stats *st
         a->nsp_labels[b] = bt->nsp_labels[b];
         a->nsp_scale[b] = a->args.nsp_scale;
     }
-    td_linear_forward(a->pool_pre, a->cls, p->pool_w, p->pool_b, B, H, H);
+    td_linear_forward(m->gemm, a->pool_pre, a->cls, p->pool_w, p->pool_b, B, H, H);
     td_tanh_forward(a->pooled, a->pool_pre, B * H);
-    td_linear_forward(a->nsp_logits, a->pooled, p->nsp_w, p->nsp_b, B, H, 2);
+    td_linear_forward(m->gemm, a->nsp_logits, a->pooled, p->nsp_w, p->nsp_b, B, H, 2);
     td_crossentropy_forward(a->nsp_loss, a->nsp_correct, a->nsp_logits, a->nsp_labels, B, 2);
     st->nsp_loss_sum = 0;
     st->nsp_correct = 0;
@@ -528,6 +543,7 @@ void td_model_forward(td_model *m, const td_forward_args *args, td_forward_stats
     TD_ASSERT(B <= m->cap_B && T <= m->cap_T && bt->max_pred <= m->cap_pred);
     a->args = *args;
     a->dropping = args->kept != NULL;
+    td_gemm_engine_sync(m->gemm); /* the bf16 weights, rounded once per update */
     const int64_t K = a->dropping ? args->keep : T;
     const int64_t f = args->first_layer;
     if (a->dropping) TD_ASSERT(K >= 1 && K <= T && f >= 0 && f <= m->L - 2);
@@ -603,10 +619,10 @@ static void layer_backward_query(td_model *m, int64_t l, const float *dz, float 
     td_dropout_ctx hid_drop = dropout_ctx(m, (float)m->cfg.hidden_dropout, site_of(l, 2), pl);
     td_dropout_backward(a->d_tmp, a->d_r2, &hid_drop, B, pl->Tq, H);
     zero(a->d_g, nq * I);
-    td_linear_backward(a->d_g, gw->ff2_w, gw->ff2_b, a->d_tmp, la->g, w->ff2_w, nq, I, H);
+    td_linear_backward(m->gemm, a->d_g, gw->ff2_w, gw->ff2_b, a->d_tmp, la->g, w->ff2_w, nq, I, H);
     zero(a->d_f1, nq * I);
     td_gelu_backward(a->d_f1, a->d_g, la->f1, nq * I, m->cfg.hidden_act);
-    td_linear_backward(dy, gw->ff1_w, gw->ff1_b, a->d_f1, la->y, w->ff1_w, nq, H, I);
+    td_linear_backward(m->gemm, dy, gw->ff1_w, gw->ff1_b, a->d_f1, la->y, w->ff1_w, nq, H, I);
 
     /* y = LN(r1), r1 = xq + dropout(ao(ctx)) */
     zero(a->d_r1, nq * H);
@@ -617,15 +633,15 @@ static void layer_backward_query(td_model *m, int64_t l, const float *dz, float 
     hid_drop.site = TD_SITE_DROPOUT + site_of(l, 1);
     td_dropout_backward(a->d_tmp, a->d_r1, &hid_drop, B, pl->Tq, H);
     zero(a->d_ctx, nq * H);
-    td_linear_backward(a->d_ctx, gw->ao_w, gw->ao_b, a->d_tmp, la->ctx, w->ao_w, nq, H, H);
+    td_linear_backward(m->gemm, a->d_ctx, gw->ao_w, gw->ao_b, a->d_tmp, la->ctx, w->ao_w, nq, H, H);
 
     zero(a->dq, nq * H);
     zero(a->dk, nk * H);
     zero(a->dv, nk * H);
     td_dropout_ctx att_drop = dropout_ctx(m, (float)m->cfg.attention_dropout, site_of(l, 0), pl);
-    td_attention_backward(a->dq, a->dk, a->dv, a->d_att, a->d_ctx, la->p, la->pd, la->q, la->k,
+    td_attention_backward(m->gemm, a->dq, a->dk, a->dv, a->d_att, a->d_ctx, la->p, la->pd, la->q, la->k,
                           la->v, &att_drop, B, pl->Tq, pl->Tk, m->A, m->D);
-    td_linear_backward(dxq, gw->q_w, gw->q_b, a->dq, pl->xq, w->q_w, nq, H, H);
+    td_linear_backward(m->gemm, dxq, gw->q_w, gw->q_b, a->dq, pl->xq, w->q_w, nq, H, H);
 }
 
 static void layer_backward_kv(td_model *m, int64_t l, float *dxkv)
@@ -635,8 +651,8 @@ static void layer_backward_kv(td_model *m, int64_t l, float *dxkv)
     const td_layer_tensors *w = &m->p.layers[l];
     td_layer_tensors *gw = &m->g.layers[l];
     const int64_t nk = a->args.batch->B * pl->Tk, H = m->H;
-    td_linear_backward(dxkv, gw->k_w, gw->k_b, a->dk, pl->xkv, w->k_w, nk, H, H);
-    td_linear_backward(dxkv, gw->v_w, gw->v_b, a->dv, pl->xkv, w->v_w, nk, H, H);
+    td_linear_backward(m->gemm, dxkv, gw->k_w, gw->k_b, a->dk, pl->xkv, w->k_w, nk, H, H);
+    td_linear_backward(m->gemm, dxkv, gw->v_w, gw->v_b, a->dv, pl->xkv, w->v_w, nk, H, H);
 }
 
 /* Backward of both heads into dh (B*T, H), the gradient of the last layer's output. */
@@ -651,14 +667,14 @@ static void heads_backward(td_model *m, float *dh)
     zero(a->d_logits, R * V);
     td_crossentropy_backward(a->d_logits, a->logits, a->pred_labels, a->pred_scale, R, V);
     zero(a->d_hm, R * H);
-    td_linear_backward(a->d_hm, g->word, g->mlm_bias, a->d_logits, a->hm, p->word, R, H, V);
+    td_linear_backward(m->gemm, a->d_hm, g->word, g->mlm_bias, a->d_logits, a->hm, p->word, R, H, V);
     zero(a->d_t2, R * H);
     td_layernorm_backward(a->d_t2, g->tr_ln_w, g->tr_ln_b, a->d_hm, a->t2, a->tr_mean, a->tr_rstd,
                           p->tr_ln_w, R, H);
     zero(a->d_t1, R * H);
     td_gelu_backward(a->d_t1, a->d_t2, a->t1, R * H, m->cfg.hidden_act);
     zero(a->d_xm, R * H);
-    td_linear_backward(a->d_xm, g->tr_w, g->tr_b, a->d_t1, a->xm, p->tr_w, R, H, H);
+    td_linear_backward(m->gemm, a->d_xm, g->tr_w, g->tr_b, a->d_t1, a->xm, p->tr_w, R, H, H);
     for (int64_t r = 0; r < R; r++) {
         float *dst = dh + (int64_t)a->pred_rows[r] * H;
         for (int64_t c = 0; c < H; c++) dst[c] += a->d_xm[r * H + c];
@@ -667,11 +683,11 @@ static void heads_backward(td_model *m, float *dh)
     zero(a->d_nsp, B * 2);
     td_crossentropy_backward(a->d_nsp, a->nsp_logits, a->nsp_labels, a->nsp_scale, B, 2);
     zero(a->d_pooled, B * H);
-    td_linear_backward(a->d_pooled, g->nsp_w, g->nsp_b, a->d_nsp, a->pooled, p->nsp_w, B, H, 2);
+    td_linear_backward(m->gemm, a->d_pooled, g->nsp_w, g->nsp_b, a->d_nsp, a->pooled, p->nsp_w, B, H, 2);
     zero(a->d_pool_pre, B * H);
     td_tanh_backward(a->d_pool_pre, a->d_pooled, a->pooled, B * H);
     zero(a->d_cls, B * H);
-    td_linear_backward(a->d_cls, g->pool_w, g->pool_b, a->d_pool_pre, a->cls, p->pool_w, B, H, H);
+    td_linear_backward(m->gemm, a->d_cls, g->pool_w, g->pool_b, a->d_pool_pre, a->cls, p->pool_w, B, H, H);
     for (int64_t b = 0; b < B; b++)
         for (int64_t c = 0; c < H; c++) dh[b * T * H + c] += a->d_cls[b * H + c];
 }

@@ -5,75 +5,13 @@
  * number of threads. */
 #include "tokdrop/ops.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "tokdrop/error.h"
 #include "tokdrop/rng.h"
 
-/* ---- matrix products --------------------------------------------------- */
-
-/* Threads never change results (SPEC section 4), but OpenBLAS's own
- * threading does: with its AVX2 kernels, sgemm results differ by an ulp
- * between 1 and 2 threads. So OpenBLAS always runs on one thread (see
- * blas.c) and we split C into blocks whose sizes depend only on the shape,
- * computed in parallel by OpenMP: each element sees the same sequence of
- * operations whatever the thread count. */
-#define TD_GEMM_BLOCK 256
-
-static void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                  int64_t ldc)
-{
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha, A,
-                (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
-}
-
-void td_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-             int64_t ldc)
-{
-    if (M == 0 || N == 0) return;
-    /* Split the longer of M and N into blocks of TD_GEMM_BLOCK. */
-    bool split_rows = M >= N;
-    int64_t len = split_rows ? M : N;
-    int64_t n_blocks = (len + TD_GEMM_BLOCK - 1) / TD_GEMM_BLOCK;
-    if (n_blocks == 1) {
-        sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t blk = 0; blk < n_blocks; blk++) {
-        int64_t i0 = blk * TD_GEMM_BLOCK;
-        int64_t n = len - i0 < TD_GEMM_BLOCK ? len - i0 : TD_GEMM_BLOCK;
-        if (split_rows) /* rows i0.. of op(A) and C */
-            sgemm(trans_a, trans_b, n, N, K, alpha, trans_a ? A + i0 : A + i0 * lda, lda, B, ldb,
-                  beta, C + i0 * ldc, ldc);
-        else /* columns i0.. of op(B) and C */
-            sgemm(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + i0 * ldb : B + i0, ldb,
-                  beta, C + i0, ldc);
-    }
-}
-
-void td_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                 int64_t ldc)
-{
-    for (int64_t i = 0; i < M; i++) {
-        for (int64_t j = 0; j < N; j++) {
-            double acc = 0;
-            for (int64_t p = 0; p < K; p++) {
-                double a = trans_a ? A[p * lda + i] : A[i * lda + p];
-                double b = trans_b ? B[j * ldb + p] : B[p * ldb + j];
-                acc += a * b;
-            }
-            double c = beta == 0.0f ? 0.0 : (double)beta * C[i * ldc + j];
-            C[i * ldc + j] = (float)(alpha * acc + c);
-        }
-    }
-}
+/* ---- helpers ----------------------------------------------------------- */
 
 /* colsum (C) += sum over the N rows of x (N, C); columns split over threads. */
 static void add_column_sums(float *colsum, const float *x, int64_t N, int64_t C)
@@ -90,20 +28,20 @@ static void add_column_sums(float *colsum, const float *x, int64_t N, int64_t C)
 
 /* ---- linear ------------------------------------------------------------- */
 
-void td_linear_forward(float *out, const float *in, const float *w, const float *b, int64_t N,
+void td_linear_forward(td_gemm_engine *eng, float *out, const float *in, const float *w, const float *b, int64_t N,
                        int64_t IN, int64_t OUT)
 {
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; i++) memcpy(out + i * OUT, b, (size_t)OUT * sizeof(float));
-    td_gemm(false, true, N, OUT, IN, 1.0f, in, IN, w, IN, 1.0f, out, OUT);
+    td_gemm(eng, false, true, N, OUT, IN, 1.0f, in, IN, w, IN, 1.0f, out, OUT);
 }
 
-void td_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+void td_linear_backward(td_gemm_engine *eng, float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int64_t N, int64_t IN, int64_t OUT)
 {
     if (N == 0) return;
-    if (din) td_gemm(false, false, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
-    td_gemm(true, false, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    if (din) td_gemm(eng, false, false, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+    td_gemm(eng, true, false, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
     add_column_sums(db, dout, N, OUT);
 }
 
@@ -289,7 +227,7 @@ static void attention_dropout_rows(float *x, const float *src, const td_dropout_
     }
 }
 
-void td_attention_forward(float *ctx, float *p, float *pd, const float *q, const float *k,
+void td_attention_forward(td_gemm_engine *eng, float *ctx, float *p, float *pd, const float *q, const float *k,
                           const float *v, const float *key_bias, const td_dropout_ctx *drop,
                           int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D)
 {
@@ -302,7 +240,7 @@ void td_attention_forward(float *ctx, float *p, float *pd, const float *q, const
             const float *vbh = v + b * Tk * H + h * D;
             float *pbh = p + (b * A + h) * Tq * Tk;
             float *pdbh = pd + (b * A + h) * Tq * Tk;
-            td_gemm(false, true, Tq, Tk, D, scale, qbh, H, kbh, H, 0.0f, pbh, Tk);
+            td_gemm(eng, false, true, Tq, Tk, D, scale, qbh, H, kbh, H, 0.0f, pbh, Tk);
             const float *bias = key_bias + b * Tk;
             #pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < Tq; i++) {
@@ -322,13 +260,13 @@ void td_attention_forward(float *ctx, float *p, float *pd, const float *q, const
             }
             if (drop->p > 0.0f) attention_dropout_rows(pdbh, pbh, drop, b, h, Tq, Tk);
             else if (pdbh != pbh) memcpy(pdbh, pbh, (size_t)(Tq * Tk) * sizeof(float));
-            td_gemm(false, false, Tq, D, Tk, 1.0f, pdbh, Tk, vbh, H, 0.0f,
+            td_gemm(eng, false, false, Tq, D, Tk, 1.0f, pdbh, Tk, vbh, H, 0.0f,
                     ctx + b * Tq * H + h * D, H);
         }
     }
 }
 
-void td_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dctx,
+void td_attention_backward(td_gemm_engine *eng, float *dq, float *dk, float *dv, float *scratch, const float *dctx,
                            const float *p, const float *pd, const float *q, const float *k,
                            const float *v, const td_dropout_ctx *drop, int64_t B, int64_t Tq,
                            int64_t Tk, int64_t A, int64_t D)
@@ -342,8 +280,8 @@ void td_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
             const float *pdbh = pd + (b * A + h) * Tq * Tk;
             float *ds = scratch; /* (Tq, Tk): dPd, then dP, then dS */
             /* dV += Pd^T dctx ; dPd = dctx V^T */
-            td_gemm(true, false, Tk, D, Tq, 1.0f, pdbh, Tk, dctx + qo, H, 1.0f, dv + ko, H);
-            td_gemm(false, true, Tq, Tk, D, 1.0f, dctx + qo, H, v + ko, H, 0.0f, ds, Tk);
+            td_gemm(eng, true, false, Tk, D, Tq, 1.0f, pdbh, Tk, dctx + qo, H, 1.0f, dv + ko, H);
+            td_gemm(eng, false, true, Tq, Tk, D, 1.0f, dctx + qo, H, v + ko, H, 0.0f, ds, Tk);
             if (drop->p > 0.0f) attention_dropout_rows(ds, ds, drop, b, h, Tq, Tk);
             /* softmax backward: dS = P * (dP - sum_j dP P) */
             #pragma omp parallel for schedule(static)
@@ -355,8 +293,8 @@ void td_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
                 for (int64_t j = 0; j < Tk; j++) drow[j] = prow[j] * (drow[j] - dot);
             }
             /* dQ += scale dS K ; dK += scale dS^T Q */
-            td_gemm(false, false, Tq, D, Tk, scale, ds, Tk, k + ko, H, 1.0f, dq + qo, H);
-            td_gemm(true, false, Tk, D, Tq, scale, ds, Tk, q + qo, H, 1.0f, dk + ko, H);
+            td_gemm(eng, false, false, Tq, D, Tk, scale, ds, Tk, k + ko, H, 1.0f, dq + qo, H);
+            td_gemm(eng, true, false, Tk, D, Tq, scale, ds, Tk, q + qo, H, 1.0f, dk + ko, H);
         }
     }
 }

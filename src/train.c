@@ -77,6 +77,7 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
         td_log(dist, "weights from %s%s", mc->init,
                n_new_heads ? " (it has no pretraining heads: they start from a random init)" : "");
     }
+    if ((st = td_model_set_precision(&tr->model, cfg->train.precision, err)) != TD_OK) goto fail;
     td_optim_init(&tr->optim, &cfg->optimizer, cfg->train.steps, tr->model.n_params);
 
     tr->dropping = cfg->token_drop.enabled;
@@ -240,6 +241,7 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
         memcpy(tr->grads_before_clip, model->grads, (size_t)model->n_params * sizeof(float));
     s.grad_norm = td_optim_step(&tr->optim, model->params, model->grads, model->tensors,
                                 model->n_tensors, &s.lr);
+    td_model_params_changed(model);
     s.t_optimizer = now_s() - t0;
     tr->step++;
 
@@ -384,6 +386,7 @@ td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, td_error *err)
         if (st == TD_OK) td_error_set(err, TD_ERR_MPI, "another rank failed to read %s", path);
         return st == TD_OK ? TD_ERR_MPI : st;
     }
+    td_model_params_changed(&tr->model);
     tr->step = ck.step;
     tr->optim.t = ck.step;
     td_data_cursor mine = cursors[dist->rank];

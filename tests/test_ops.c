@@ -218,7 +218,7 @@ static void gemm_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
             tu_fill_uniform(C0 + i * ldc, N, -1, 1, seed + 200003 + 7 * (uint64_t)i);
     }
     float *C = fdup(C0, M * ldc), *Cr = fdup(C0, M * ldc);
-    td_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    td_gemm(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     td_gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cr, ldc);
 
     for (int64_t i = 0; i < M; i++) {
@@ -289,7 +289,7 @@ typedef struct {
 static double linear_loss(void *p)
 {
     linear_case *c = p;
-    td_linear_forward(c->out, c->in, c->w, c->b, c->N, c->IN, c->OUT);
+    td_linear_forward(NULL, c->out, c->in, c->w, c->b, c->N, c->IN, c->OUT);
     return dot_fd(c->G, c->out, c->N * c->OUT);
 }
 
@@ -306,7 +306,7 @@ static void linear_grad(void **state)
                      IN,
                      OUT};
     /* forward against a double loop */
-    td_linear_forward(c.out, c.in, c.w, c.b, N, IN, OUT);
+    td_linear_forward(NULL, c.out, c.in, c.w, c.b, N, IN, OUT);
     for (int64_t i = 0; i < N; i++)
         for (int64_t o = 0; o < OUT; o++) {
             double want = c.b[o];
@@ -315,7 +315,7 @@ static void linear_grad(void **state)
         }
 
     float *din = falloc(N * IN), *dw = falloc(OUT * IN), *db = falloc(OUT);
-    td_linear_backward(din, dw, db, c.G, c.in, c.w, N, IN, OUT);
+    td_linear_backward(NULL, din, dw, db, c.G, c.in, c.w, N, IN, OUT);
     /* The loss is linear in each of in, w, b, so a large step has no
      * truncation error and shrinks float rounding of the forward (about
      * 1e-7 of each output) relative to the change: tol 1e-4. */
@@ -330,13 +330,13 @@ static void linear_grad(void **state)
     /* accumulation, and din == NULL leaves dw, db the same */
     float *g0[3] = {frand(N * IN, -1, 1, 15), frand(OUT * IN, -1, 1, 16), frand(OUT, -1, 1, 17)};
     float *g[3] = {fdup(g0[0], N * IN), fdup(g0[1], OUT * IN), fdup(g0[2], OUT)};
-    td_linear_backward(g[0], g[1], g[2], c.G, c.in, c.w, N, IN, OUT);
-    td_linear_backward(g[0], g[1], g[2], c.G, c.in, c.w, N, IN, OUT);
+    td_linear_backward(NULL, g[0], g[1], g[2], c.G, c.in, c.w, N, IN, OUT);
+    td_linear_backward(NULL, g[0], g[1], g[2], c.G, c.in, c.w, N, IN, OUT);
     check_accumulates("linear din", g0[0], g[0], din, N * IN);
     check_accumulates("linear dw", g0[1], g[1], dw, OUT * IN);
     check_accumulates("linear db", g0[2], g[2], db, OUT);
     float *dw2 = falloc(OUT * IN), *db2 = falloc(OUT);
-    td_linear_backward(NULL, dw2, db2, c.G, c.in, c.w, N, IN, OUT);
+    td_linear_backward(NULL, NULL, dw2, db2, c.G, c.in, c.w, N, IN, OUT);
     assert_memory_equal(dw2, dw, (size_t)(OUT * IN) * sizeof(float));
     assert_memory_equal(db2, db, (size_t)OUT * sizeof(float));
 
@@ -757,7 +757,7 @@ static void attention_grad_case(float p_drop, bool pd_is_p)
     c.key_bias[1 * Tk + 4] = -10000.0f;
     float *ctx = falloc(B * Tq * H), *P = falloc(B * A * Tq * Tk);
     float *Pd = pd_is_p ? P : falloc(B * A * Tq * Tk);
-    td_attention_forward(ctx, P, Pd, c.q, c.k, c.v, c.key_bias, &drop, B, Tq, Tk, A, D);
+    td_attention_forward(NULL, ctx, P, Pd, c.q, c.k, c.v, c.key_bias, &drop, B, Tq, Tk, A, D);
 
     /* The mask, read off the forward (fixed: the backward regenerates it). */
     int64_t n_kept = 0, n_dropped = 0;
@@ -797,7 +797,7 @@ static void attention_grad_case(float p_drop, bool pd_is_p)
 
     float *dq = falloc(B * Tq * H), *dk = falloc(B * Tk * H), *dv = falloc(B * Tk * H),
           *scratch = falloc(Tq * Tk);
-    td_attention_backward(dq, dk, dv, scratch, c.G, P, Pd, c.q, c.k, c.v, &drop, B, Tq, Tk, A, D);
+    td_attention_backward(NULL, dq, dk, dv, scratch, c.G, P, Pd, c.q, c.k, c.v, &drop, B, Tq, Tk, A, D);
     /* FD of the double reference, h = 1e-3: truncation ~1e-6 of the
      * gradient's scale; the float backward (softmax in float, GEMMs over
      * <= 5 terms) is good to ~1e-6, tol 1e-4 with a floor for entries
@@ -825,7 +825,7 @@ static void attention_grad_case(float p_drop, bool pd_is_p)
                     frand(B * Tk * H, -1, 1, 57)};
     float *g[3] = {fdup(g0[0], B * Tq * H), fdup(g0[1], B * Tk * H), fdup(g0[2], B * Tk * H)};
     for (int r = 0; r < 2; r++)
-        td_attention_backward(g[0], g[1], g[2], scratch, c.G, P, Pd, c.q, c.k, c.v, &drop, B, Tq,
+        td_attention_backward(NULL, g[0], g[1], g[2], scratch, c.G, P, Pd, c.q, c.k, c.v, &drop, B, Tq,
                               Tk, A, D);
     check_accumulates("attention dq", g0[0], g[0], dq, B * Tq * H);
     check_accumulates("attention dk", g0[1], g[1], dk, B * Tk * H);
@@ -866,7 +866,7 @@ static void attention_subset(void **state)
     float *kb = falloc(B * T);
     kb[1 * T + 5] = -10000.0f;
     float *ctx = falloc(B * T * H), *P = falloc(B * A * T * T), *Pd = falloc(B * A * T * T);
-    td_attention_forward(ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D);
+    td_attention_forward(NULL, ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D);
 
     float *qs = falloc(B * Ts * H), *ks = falloc(B * Ts * H), *vs = falloc(B * Ts * H),
           *kbs = falloc(B * Ts);
@@ -884,7 +884,7 @@ static void attention_subset(void **state)
     float *ctx1 = falloc(B * Ts * H), *P1 = falloc(B * A * Ts * T), *Pd1 = falloc(B * A * Ts * T);
     td_dropout_ctx d1 = drop;
     d1.rows_pos = rows_pos;
-    td_attention_forward(ctx1, P1, Pd1, qs, k, v, kb, &d1, B, Ts, T, A, D);
+    td_attention_forward(NULL, ctx1, P1, Pd1, qs, k, v, kb, &d1, B, Ts, T, A, D);
     for (int64_t b = 0; b < B; b++)
         for (int64_t r = 0; r < Ts; r++) {
             int64_t t = rows_pos[b * Ts + r];
@@ -908,7 +908,7 @@ static void attention_subset(void **state)
     float *ctx2 = falloc(B * Ts * H), *P2 = falloc(B * A * Ts * Ts), *Pd2 = falloc(B * A * Ts * Ts);
     td_dropout_ctx d2 = d1;
     d2.keys_pos = keys_pos;
-    td_attention_forward(ctx2, P2, Pd2, qs, ks, vs, kbs, &d2, B, Ts, Ts, A, D);
+    td_attention_forward(NULL, ctx2, P2, Pd2, qs, ks, vs, kbs, &d2, B, Ts, Ts, A, D);
     int64_t compared = 0;
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < A; h++)
@@ -1136,10 +1136,10 @@ static int64_t run_threaded(float *out, int threads)
         float *in = frand(N * IN, -1, 1, 96), *w = frand(OUT * IN, -1, 1, 97),
               *b = frand(OUT, -1, 1, 98);
         float *dout = frand(N * OUT, -1, 1, 99);
-        td_linear_forward(out + o, in, w, b, N, IN, OUT);
+        td_linear_forward(NULL, out + o, in, w, b, N, IN, OUT);
         o += N * OUT;
         float *din = out + o, *dw = din + N * IN, *db = dw + OUT * IN;
-        td_linear_backward(din, dw, db, dout, in, w, N, IN, OUT);
+        td_linear_backward(NULL, din, dw, db, dout, in, w, N, IN, OUT);
         o += N * IN + OUT * IN + OUT;
         free(in), free(w), free(b), free(dout);
     }
@@ -1153,10 +1153,10 @@ static int64_t run_threaded(float *out, int threads)
         float *kb = falloc(B * T), *dctx = frand(B * T * H, -1, 1, 103), *scratch = falloc(T * T);
         for (int64_t t = 15; t < T; t++) kb[T + t] = -10000.0f;
         float *ctx = out + o, *P = ctx + B * T * H, *Pd = P + B * A * T * T;
-        td_attention_forward(ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D);
+        td_attention_forward(NULL, ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D);
         o += B * T * H + 2 * B * A * T * T;
         float *dq = out + o, *dk = dq + B * T * H, *dv = dk + B * T * H;
-        td_attention_backward(dq, dk, dv, scratch, dctx, P, Pd, q, k, v, &drop, B, T, T, A, D);
+        td_attention_backward(NULL, dq, dk, dv, scratch, dctx, P, Pd, q, k, v, &drop, B, T, T, A, D);
         o += 3 * B * T * H;
         free(q), free(k), free(v), free(kb), free(dctx), free(scratch);
     }

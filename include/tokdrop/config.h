@@ -17,6 +17,8 @@ typedef enum { TD_ACT_GELU = 0, TD_ACT_GELU_TANH } td_act;
 typedef enum { TD_IMPORTANCE_LOSS = 0, TD_IMPORTANCE_FREQUENCY, TD_IMPORTANCE_RANDOM } td_importance;
 typedef enum { TD_MASKING_STATIC = 0, TD_MASKING_DYNAMIC } td_masking;
 typedef enum { TD_OPTIM_LAMB = 0, TD_OPTIM_ADAMW } td_optim_kind;
+/* SPEC section 9. */
+typedef enum { TD_PRECISION_FP32 = 0, TD_PRECISION_BF16, TD_PRECISION_AUTO } td_precision;
 
 /* An allow/deny entry: a token string resolved through the vocabulary, or,
  * when the YAML gave a plain integer, a token id (id >= 0, text empty). */
@@ -68,6 +70,7 @@ typedef struct {
     int64_t accumulation;
     uint64_t seed;
     int64_t threads;
+    td_precision precision;
 } td_train_config;
 
 typedef struct {
@@ -117,7 +120,8 @@ td_status td_config_load_text(td_config *cfg, const char *text, const char *name
  * sequence, e.g. token_drop.allow=[CLS],[SEP] or ["[CLS]","[SEP]"]). */
 td_status td_config_set(td_config *cfg, const char *assignment, td_error *err);
 
-/* Replaces the "auto" values (keep 0, first_layer -1) by what they mean. */
+/* Replaces the "auto" values (keep 0, first_layer -1) by what they mean.
+ * train.precision auto depends on the CPU: td_gemm_resolve_precision. */
 void td_config_resolve(td_config *cfg);
 
 /* Range and consistency checks of a resolved config: heads divide hidden,
@@ -133,5 +137,6 @@ const char *td_act_str(td_act act);
 const char *td_importance_str(td_importance importance);
 const char *td_masking_str(td_masking masking);
 const char *td_optim_kind_str(td_optim_kind kind);
+const char *td_precision_str(td_precision precision);
 
 #endif

@@ -15,6 +15,7 @@
 #include "tokdrop/config.h"
 #include "tokdrop/data.h"
 #include "tokdrop/error.h"
+#include "tokdrop/gemm.h"
 #include "tokdrop/tensor.h"
 
 #define TD_LAYERNORM_EPS 1e-12f
@@ -56,6 +57,7 @@ typedef struct {
     td_model_tensors p, g;
 
     td_model_acts *acts;
+    td_gemm_engine *gemm; /* runs every matrix product; NULL = fp32 */
 } td_model;
 
 /* Builds the tensor table and allocates parameters, gradients and the
@@ -70,6 +72,13 @@ void td_model_free(td_model *model);
 void td_model_init_weights(td_model *model, uint64_t seed);
 
 void td_model_zero_grads(td_model *model);
+
+/* Runs the model's matrix products in precision (SPEC section 9; the model
+ * starts in fp32): bf16 keeps a bf16 copy of the parameters, rounded at the
+ * next forward. Call td_model_params_changed after every change of the
+ * parameters (an update, a load) so that the copy follows. */
+td_status td_model_set_precision(td_model *model, td_precision precision, td_error *err);
+void td_model_params_changed(td_model *model);
 
 /* What one forward needs besides the parameters. */
 typedef struct {

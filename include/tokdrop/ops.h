@@ -1,5 +1,6 @@
-/* Kernels of BERT, each a _forward/_backward pair: outputs first, const
- * inputs after, sizes last. Every backward ACCUMULATES (+=) into every
+/* Kernels of BERT, each a _forward/_backward pair: the matrix product
+ * engine first where there are products (gemm.h), outputs, const inputs
+ * after, sizes last. Every backward ACCUMULATES (+=) into every
  * gradient it writes, parameter or activation; the caller zeroes gradient
  * buffers once. Matrices are row-major. Size letters:
  *   N rows (tokens), C channels, B sequences, Tq query rows and Tk key rows
@@ -11,24 +12,14 @@
 #include <stdint.h>
 
 #include "tokdrop/config.h"
-
-/* C = alpha op(A) op(B) + beta C, with op(X) = X or X^T; op(A) is M x K,
- * op(B) is K x N, C is M x N; leading dimensions as in row-major CBLAS.
- * The only place in tokdrop that calls cblas_*. */
-void td_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-             int64_t ldc);
-/* The same product by three plain loops, in double: the reference for tests. */
-void td_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                 int64_t ldc);
+#include "tokdrop/gemm.h"
 
 /* out (N, OUT) = in (N, IN) w^T + b, with w (OUT, IN) as Hugging Face stores it. */
-void td_linear_forward(float *out, const float *in, const float *w, const float *b, int64_t N,
+void td_linear_forward(td_gemm_engine *eng, float *out, const float *in, const float *w, const float *b, int64_t N,
                        int64_t IN, int64_t OUT);
 /* din (N, IN) += dout w; dw (OUT, IN) += dout^T in; db (OUT) += sum of dout rows.
  * din may be NULL (no input gradient wanted). */
-void td_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+void td_linear_backward(td_gemm_engine *eng, float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int64_t N, int64_t IN, int64_t OUT);
 
 /* out = LN(in) w + b over the last dimension (eps as given); mean and rstd
@@ -71,11 +62,11 @@ void td_dropout_backward(float *din, const float *dout, const td_dropout_ctx *ct
  *   S = Q K^T / sqrt(D) + key_bias[b], P = softmax(S), Pd = dropout(P), ctx = Pd V
  * q (B, Tq, A*D), k and v (B, Tk, A*D), key_bias (B, Tk) additive (0 or -10000),
  * p and pd (B, A, Tq, Tk); pd may equal p when attention dropout is 0. */
-void td_attention_forward(float *ctx, float *p, float *pd, const float *q, const float *k,
+void td_attention_forward(td_gemm_engine *eng, float *ctx, float *p, float *pd, const float *q, const float *k,
                           const float *v, const float *key_bias, const td_dropout_ctx *drop,
                           int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D);
 /* dq, dk, dv += gradients from dctx; scratch holds Tq * Tk floats. */
-void td_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dctx,
+void td_attention_backward(td_gemm_engine *eng, float *dq, float *dk, float *dv, float *scratch, const float *dctx,
                            const float *p, const float *pd, const float *q, const float *k,
                            const float *v, const td_dropout_ctx *drop, int64_t B, int64_t Tq,
                            int64_t Tk, int64_t A, int64_t D);

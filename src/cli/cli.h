@@ -29,6 +29,11 @@ bool td_cli_load_config(td_config *cfg, const char *path, const char *const *set
 int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const char **sets, int n_sets,
                  int *argc, char ***argv);
 
+/* The first log line: ranks, threads, the precision that runs and the
+ * kernels the libraries picked; a warning where bf16 has no bf16
+ * instructions to run on. */
+void td_cli_log_precision(const td_dist *dist, const td_config *cfg, int threads);
+
 int td_cmd_eval(int argc, char **argv);
 int td_cmd_export(int argc, char **argv);
 int td_cmd_import(int argc, char **argv);

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "tokdrop/blas.h"
+#include "tokdrop/gemm.h"
+#include "tokdrop/log.h"
 
 bool td_cli_load_config(td_config *cfg, const char *path, const char *const *sets, int n_sets,
                         const td_dist *dist)
@@ -15,6 +18,7 @@ bool td_cli_load_config(td_config *cfg, const char *path, const char *const *set
     for (int i = 0; st == TD_OK && i < n_sets; i++) st = td_config_set(cfg, sets[i], &err);
     if (st == TD_OK) {
         td_config_resolve(cfg);
+        cfg->train.precision = td_gemm_resolve_precision(cfg->train.precision);
         st = td_config_validate(cfg, &err);
     }
     /* every rank reads the same file and fails the same way: one message */
@@ -38,4 +42,20 @@ int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const c
         return TD_EXIT_USAGE;
     }
     return TD_EXIT_OK;
+}
+
+void td_cli_log_precision(const td_dist *dist, const td_config *cfg, int threads)
+{
+    td_gemm_engine *eng = NULL;
+    td_error err = {0};
+    const char *products = "?";
+    if (td_gemm_engine_create(&eng, cfg->train.precision, &err) == TD_OK)
+        products = td_gemm_engine_kernels(eng);
+    td_log(dist, "%d rank%s x %d thread%s, precision %s: matrix products by %s, BLAS kernels %s",
+           dist->size, dist->size > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
+           td_precision_str(cfg->train.precision), products, td_blas_corename());
+    td_gemm_engine_free(eng);
+    if (cfg->train.precision == TD_PRECISION_BF16 && !td_gemm_native_bf16() && dist->rank == 0)
+        fprintf(stderr, "tokdrop: warning: this CPU has neither AVX512-BF16 nor AMX: bf16 runs "
+                        "correctly through oneDNN's emulation, but slower than precision fp32\n");
 }

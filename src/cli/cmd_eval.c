@@ -45,6 +45,7 @@ static td_status evaluate(const td_config *cfg, const char *ckpt_path, const td_
     };
     if ((st = td_ckpt_read(ckpt_path, &ck, NULL, err)) != TD_OK) goto done;
     free(ck.config_yaml);
+    if ((st = td_model_set_precision(&model, cfg->train.precision, err)) != TD_OK) goto done;
     td_data_options opt;
     if ((st = td_trainer_data_options(&opt, cfg, dist, &vocab, err)) != TD_OK) goto done;
     if ((st = td_data_open(&data, cfg->data.eval, &opt, err)) != TD_OK) goto done;

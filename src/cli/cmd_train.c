@@ -174,8 +174,7 @@ int td_cmd_train(int argc, char **argv)
 
     int threads = threads_per_rank(&cfg, &dist);
     td_blas_set_threads(threads);
-    td_log(&dist, "%d rank%s x %d thread%s, BLAS kernels %s", dist.size, dist.size > 1 ? "s" : "",
-           threads, threads > 1 ? "s" : "", td_blas_corename());
+    td_cli_log_precision(&dist, &cfg, threads);
 
     td_jsonl metrics = {0}, evals = {0};
     if (!dump_path && dist.rank == 0) {
