@@ -135,9 +135,44 @@ static void matrix_md(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_
     DNNL_CHECK(dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides));
 }
 
-/* The primitive for key, created on first use. Creation happens outside
- * any parallel region with OpenMP limited to one thread, so oneDNN plans
- * for the single thread each block runs on. */
+/* Fills pe with the primitive for key. Creation happens outside any
+ * parallel region with OpenMP limited to one thread, so oneDNN plans for
+ * the single thread each block runs on. */
+static dnnl_status_t create_primitive(td_gemm_engine *e, const prim_key *k, prim_entry *pe)
+{
+    pe->key = *k;
+    matrix_md(&pe->a_md, k->M, k->K, k->lda, k->trans_a, dnnl_bf16);
+    matrix_md(&pe->b_md, k->K, k->N, k->ldb, k->trans_b, dnnl_bf16);
+    matrix_md(&pe->c_md, k->M, k->N, k->ldc, false, dnnl_f32);
+    dnnl_matmul_desc_t desc;
+    DNNL_CHECK(dnnl_matmul_desc_init(&desc, &pe->a_md, &pe->b_md, NULL, &pe->c_md));
+    dnnl_primitive_attr_t attr;
+    DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+    DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    if (k->alpha != 1.0f) DNNL_CHECK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha));
+    dnnl_post_ops_t ops = NULL;
+    if (k->beta != 0.0f) {
+        DNNL_CHECK(dnnl_post_ops_create(&ops));
+        DNNL_CHECK(dnnl_post_ops_append_sum(ops, k->beta));
+        DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
+    }
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, e->dnnl, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_create(&pe->prim, pd);
+    omp_set_num_threads(threads);
+    if (st == dnnl_success) {
+        const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        pe->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (ops) dnnl_post_ops_destroy(ops);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+/* The primitive for key, created on first use. */
 static prim_entry *get_primitive(td_gemm_engine *e, const prim_key *k)
 {
     uint64_t h = key_hash(k);
@@ -147,34 +182,7 @@ static prim_entry *get_primitive(td_gemm_engine *e, const prim_key *k)
             if (pe->used && key_equal(&pe->key, k)) return pe;
             if (!pe->used) {
                 if (e->cache_used >= PRIM_CACHE_SLOTS / 2) break; /* keep probes short */
-                pe->key = *k;
-                matrix_md(&pe->a_md, k->M, k->K, k->lda, k->trans_a, dnnl_bf16);
-                matrix_md(&pe->b_md, k->K, k->N, k->ldb, k->trans_b, dnnl_bf16);
-                matrix_md(&pe->c_md, k->M, k->N, k->ldc, false, dnnl_f32);
-                dnnl_matmul_desc_t desc;
-                DNNL_CHECK(dnnl_matmul_desc_init(&desc, &pe->a_md, &pe->b_md, NULL, &pe->c_md));
-                dnnl_primitive_attr_t attr;
-                DNNL_CHECK(dnnl_primitive_attr_create(&attr));
-                DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-                if (k->alpha != 1.0f)
-                    DNNL_CHECK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha));
-                dnnl_post_ops_t ops = NULL;
-                if (k->beta != 0.0f) {
-                    DNNL_CHECK(dnnl_post_ops_create(&ops));
-                    DNNL_CHECK(dnnl_post_ops_append_sum(ops, k->beta));
-                    DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
-                }
-                int threads = omp_get_max_threads();
-                omp_set_num_threads(1);
-                dnnl_primitive_desc_t pd;
-                DNNL_CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, e->dnnl, NULL));
-                DNNL_CHECK(dnnl_primitive_create(&pe->prim, pd));
-                omp_set_num_threads(threads);
-                const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-                pe->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-                dnnl_primitive_desc_destroy(pd);
-                if (ops) dnnl_post_ops_destroy(ops);
-                dnnl_primitive_attr_destroy(attr);
+                DNNL_CHECK(create_primitive(e, k, pe));
                 pe->used = true;
                 e->cache_used++;
                 return pe;
@@ -384,6 +392,18 @@ td_status td_gemm_engine_create(td_gemm_engine **out, td_precision precision, td
             return td_error_set(err, TD_ERR_ARG, "oneDNN could not create a CPU engine for bf16");
         }
         e->cache = td_xcalloc(PRIM_CACHE_SLOTS, sizeof(*e->cache));
+        /* oneDNN 2.x has bf16 products from AVX-512 on (emulated without
+         * AVX512-BF16); on older CPUs there is none */
+        prim_entry probe = {0};
+        prim_key k = {.M = 16, .N = 16, .K = 16, .lda = 16, .ldb = 16, .ldc = 16, .alpha = 1.0f};
+        if (create_primitive(e, &k, &probe) != dnnl_success) {
+            td_gemm_engine_free(e);
+            return td_error_set(err, TD_ERR_CONFIG,
+                                "train.precision: bf16 needs a CPU with AVX-512 (avx512f, avx512bw, "
+                                "avx512vl, avx512dq; fast with AVX512-BF16 or AMX), and oneDNN "
+                                "found none here: use fp32 or auto");
+        }
+        dnnl_primitive_destroy(probe.prim);
     }
     *out = e;
     return TD_OK;

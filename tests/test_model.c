@@ -183,12 +183,17 @@ static void test_gradcheck_dropping(void **state)
     td_model_free(&m);
 }
 
-static void test_keep_all_equals_full(void **state)
+static void keep_all_equals_full(td_precision precision)
 {
-    (void)state;
     td_model m;
     td_batch bt;
+    td_error err;
     init_model(&m, 0.1);
+    if (td_model_set_precision(&m, precision, &err) != TD_OK) {
+        td_model_free(&m);
+        print_message("precision not available on this CPU, test not run: %s\n", err.msg);
+        skip();
+    }
     tiny_batch(&bt);
     int32_t kept[B * T];
     for (int b = 0; b < B; b++)
@@ -215,6 +220,78 @@ static void test_keep_all_equals_full(void **state)
     free(g_full);
     td_batch_free(&bt);
     td_model_free(&m);
+}
+
+static void test_keep_all_equals_full(void **state)
+{
+    (void)state;
+    keep_all_equals_full(TD_PRECISION_FP32);
+}
+
+static void test_keep_all_equals_full_bf16(void **state)
+{
+    (void)state;
+    keep_all_equals_full(TD_PRECISION_BF16);
+}
+
+/* bf16 (SPEC section 9) against fp32, whose gradients the finite
+ * differences above check. Each product rounds both inputs to 8
+ * significant bits (relative error u = 2^-8 each); through the ~8 products
+ * and LayerNorms of a layer and 4 layers these errors add up roughly as a
+ * random walk, so the loss should agree to a few u (bound 2e-2 relative)
+ * and the gradient vector, a longer chain, to about 10 u in norm (bound
+ * 5e-2). The bounds are loose by design; a missing or doubled term, a
+ * product in the wrong layout, or a stale weight copy is off by O(1). */
+static void test_bf16_close_to_fp32(void **state)
+{
+    (void)state;
+    td_model m32, m16;
+    td_batch bt;
+    td_error err;
+    init_model(&m32, 0.1);
+    init_model(&m16, 0.1);
+    if (td_model_set_precision(&m16, TD_PRECISION_BF16, &err) != TD_OK) {
+        td_model_free(&m32);
+        td_model_free(&m16);
+        print_message("bf16 not available on this CPU, test not run: %s\n", err.msg);
+        skip();
+    }
+    assert_int_equal(td_gemm_engine_precision(m16.gemm), TD_PRECISION_BF16);
+    tiny_batch(&bt);
+    int32_t kept[B * 4];
+    some_kept(kept, 4);
+    for (int with_drop = 0; with_drop < 2; with_drop++) {
+        td_forward_args a = with_drop ? args_for(&bt, kept, 4, 1, true) : args_for(&bt, NULL, 0, 0, true);
+        td_model_zero_grads(&m32);
+        td_model_zero_grads(&m16);
+        double l32 = loss_of(&m32, &a), l16 = loss_of(&m16, &a);
+        td_model_backward(&m32, NULL, NULL);
+        td_model_backward(&m16, NULL, NULL);
+        double d2 = 0, r2 = 0;
+        for (int64_t i = 0; i < m32.n_params; i++) {
+            double d = (double)m16.grads[i] - (double)m32.grads[i];
+            d2 += d * d;
+            r2 += (double)m32.grads[i] * m32.grads[i];
+        }
+        double loss_rel = fabs(l16 - l32) / l32, grad_rel = sqrt(d2 / r2);
+        print_message("bf16 vs fp32%s: loss %.6f vs %.6f (rel %.2e), gradient rel %.2e\n",
+                      with_drop ? " (dropping)" : "", l16, l32, loss_rel, grad_rel);
+        assert_true(loss_rel < 2e-2);
+        assert_true(grad_rel < 5e-2);
+        assert_true(l16 != l32); /* the products really ran in bf16 */
+    }
+    /* the weight copy follows an update */
+    for (int64_t i = 0; i < m16.n_params; i++) {
+        m16.params[i] *= 0.5f;
+        m32.params[i] *= 0.5f;
+    }
+    td_model_params_changed(&m16);
+    td_forward_args a = args_for(&bt, NULL, 0, 0, true);
+    double l32 = loss_of(&m32, &a), l16 = loss_of(&m16, &a);
+    assert_true(fabs(l16 - l32) / l32 < 2e-2);
+    td_batch_free(&bt);
+    td_model_free(&m32);
+    td_model_free(&m16);
 }
 
 /* Changing what sits at padded positions changes nothing; appending more
@@ -387,6 +464,8 @@ int main(void)
         cmocka_unit_test(test_gradcheck_full),
         cmocka_unit_test(test_gradcheck_dropping),
         cmocka_unit_test(test_keep_all_equals_full),
+        cmocka_unit_test(test_keep_all_equals_full_bf16),
+        cmocka_unit_test(test_bf16_close_to_fp32),
         cmocka_unit_test(test_padding_invariance),
         cmocka_unit_test(test_grads_ready_ranges),
     };

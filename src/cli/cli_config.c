@@ -21,6 +21,11 @@ bool td_cli_load_config(td_config *cfg, const char *path, const char *const *set
         cfg->train.precision = td_gemm_resolve_precision(cfg->train.precision);
         st = td_config_validate(cfg, &err);
     }
+    if (st == TD_OK) { /* can this CPU run the precision? */
+        td_gemm_engine *probe = NULL;
+        st = td_gemm_engine_create(&probe, cfg->train.precision, &err);
+        td_gemm_engine_free(probe);
+    }
     /* every rank reads the same file and fails the same way: one message */
     if (st != TD_OK && dist->rank == 0) fprintf(stderr, "tokdrop: %s\n", err.msg);
     return st == TD_OK;

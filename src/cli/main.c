@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "tokdrop/blas.h"
+#include "tokdrop/gemm.h"
 
 #ifndef TD_OPENBLAS_CORETYPE_POLICY
 #define TD_OPENBLAS_CORETYPE_POLICY "auto"
@@ -30,7 +31,8 @@ static void usage(FILE *out)
           "        step-0 checkpoint; start a run from it with model.init: CHECKPOINT\n"
           "\n"
           "Run under mpirun/srun for several ranks. Environment: OPENBLAS_CORETYPE\n"
-          "overrides the BLAS kernel choice.\n",
+          "overrides the BLAS kernel choice; ONEDNN_MAX_CPU_ISA limits the bf16 kernels\n"
+          "oneDNN may use (e.g. AVX512_CORE: no bf16 instructions).\n",
           out);
 }
 
@@ -45,7 +47,13 @@ int main(int argc, char **argv)
         return argc < 2 ? TD_EXIT_USAGE : TD_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("tokdrop 0.1.0 (BLAS kernels: %s)\n", td_blas_corename());
+        td_gemm_engine *bf16 = NULL;
+        td_error err;
+        bool has_bf16 = td_gemm_engine_create(&bf16, TD_PRECISION_BF16, &err) == TD_OK;
+        printf("tokdrop 0.1.0 (BLAS kernels: %s; bf16: %s%s)\n", td_blas_corename(),
+               !has_bf16 ? "unavailable, it needs AVX-512" : td_gemm_engine_kernels(bf16),
+               has_bf16 && !td_gemm_native_bf16() ? ", emulated: slower than fp32" : "");
+        td_gemm_engine_free(bf16);
         return TD_EXIT_OK;
     }
     if (strcmp(argv[1], "train") == 0) return td_cmd_train(argc - 1, argv + 1);

@@ -28,3 +28,10 @@ add_test(NAME cli_export_import
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/export_import.sh $<TARGET_FILE:tokdrop-bin>
                  ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_export_import)
 set_tests_properties(cli_export_import PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+
+# train.precision: fp32, bf16, auto; emulated and missing bf16 (through
+# ONEDNN_MAX_CPU_ISA); bad values.
+add_test(NAME cli_precision
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/precision.sh $<TARGET_FILE:tokdrop-bin>
+                 ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_precision)
+set_tests_properties(cli_precision PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")

@@ -11,3 +11,10 @@ if [ "$(id -u)" = 0 ]; then
 fi
 export OMPI_MCA_rmaps_base_oversubscribe=1
 /usr/bin/python3 "$src/tests/reference/make_fixture.py" "$work/fx" >/dev/null || fail "fixture"
+
+# bf16_available: whether this CPU runs train.precision bf16 (oneDNN needs
+# AVX-512); sets bf16_why to tokdrop's words when it does not.
+bf16_available() {
+    bf16_why=$("$tokdrop" --version | sed -n 's/.*bf16: \(unavailable[^)]*\).*/\1/p')
+    [ -z "$bf16_why" ]
+}

@@ -17,31 +17,43 @@ common="--set model.hidden_dropout=0.1 --set model.attention_dropout=0.1 --set r
         --set train.micro_batch=4 --set run.keep_checkpoints=3"
 
 # 1. a crash after step 10 (only its checkpoint survives) then a requeue
-#    equals the uninterrupted run
-"$tokdrop" train "$cfg" $common --set train.steps=20 --set run.checkpoint_every=10 \
-    --set "run.dir=$work/straight" 2>/dev/null || fail "straight run"
-mkdir -p "$work/split/checkpoints"
-cp "$work/straight/checkpoints/ckpt-00000010.h5" "$work/split/checkpoints/"
-head -n 10 "$work/straight/metrics.jsonl" > "$work/split/metrics.jsonl"
-"$tokdrop" train "$cfg" $common --set train.steps=20 --set run.checkpoint_every=10 \
-    --set "run.dir=$work/split" 2> "$work/resume.log" || fail "resumed run"
-grep -q "resuming from .*ckpt-00000010.h5 (step 10)" "$work/resume.log" || { cat "$work/resume.log"; fail "no resume message"; }
-/usr/bin/python3 - "$work" <<'PY' || fail "resumed run differs"
+#    equals the uninterrupted run; in fp32 and, where the CPU runs it, bf16
+resume_case() { # name, extra tokdrop arguments
+    name=$1
+    shift
+    "$tokdrop" train "$cfg" $common --set train.steps=20 --set run.checkpoint_every=10 \
+        --set "run.dir=$work/straight$name" "$@" 2>/dev/null || fail "straight run $name"
+    mkdir -p "$work/split$name/checkpoints"
+    cp "$work/straight$name/checkpoints/ckpt-00000010.h5" "$work/split$name/checkpoints/"
+    head -n 10 "$work/straight$name/metrics.jsonl" > "$work/split$name/metrics.jsonl"
+    "$tokdrop" train "$cfg" $common --set train.steps=20 --set run.checkpoint_every=10 \
+        --set "run.dir=$work/split$name" "$@" 2> "$work/resume$name.log" || fail "resumed run $name"
+    grep -q "resuming from .*ckpt-00000010.h5 (step 10)" "$work/resume$name.log" ||
+        { cat "$work/resume$name.log"; fail "no resume message"; }
+    /usr/bin/python3 - "$work" "$name" <<'PY' || fail "resumed run $name differs"
 import json, sys, h5py, numpy as np
-w = sys.argv[1]
-a = [json.loads(l) for l in open(w + "/straight/metrics.jsonl")]
-b = [json.loads(l) for l in open(w + "/split/metrics.jsonl")]
+w, name = sys.argv[1], sys.argv[2]
+a = [json.loads(l) for l in open(w + "/straight%s/metrics.jsonl" % name)]
+b = [json.loads(l) for l in open(w + "/split%s/metrics.jsonl" % name)]
 assert [r["step"] for r in b] == list(range(1, 21)), [r["step"] for r in b]
 for x, y in zip(a, b):
     for k in ("loss", "mlm_loss", "nsp_loss", "grad_norm", "lr"):
         assert x[k] == y[k], (x["step"], k, x[k], y[k])
-with h5py.File(w + "/straight/checkpoints/ckpt-00000020.h5") as f, h5py.File(w + "/split/checkpoints/ckpt-00000020.h5") as g:
+with h5py.File(w + "/straight%s/checkpoints/ckpt-00000020.h5" % name) as f, h5py.File(w + "/split%s/checkpoints/ckpt-00000020.h5" % name) as g:
     for grp in ("param", "optim/m", "optim/v"):
-        for name in f[grp]:
-            assert np.array_equal(f[grp][name][()], g[grp][name][()]), (grp, name)
+        for n in f[grp]:
+            assert np.array_equal(f[grp][n][()], g[grp][n][()]), (grp, n)
     assert np.array_equal(f["importance"][()], g["importance"][()])
-print("resume at step 10: 20 steps bit-identical to the uninterrupted run")
+print("resume at step 10%s: 20 steps bit-identical to the uninterrupted run" % name)
 PY
+}
+resume_case ""
+if bf16_available; then
+    resume_case "_bf16" --set train.precision=bf16
+    grep -q "precision: bf16" "$work/straight_bf16/config.yaml" || fail "resolved config lacks precision bf16"
+else
+    echo "resume: bf16 case not run: $bf16_why"
+fi
 
 # 2. SIGTERM
 "$tokdrop" train "$cfg" $common --set train.steps=100000 --set "run.dir=$work/sig" 2> "$work/sig.log" &
