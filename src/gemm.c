@@ -23,13 +23,15 @@
 
 typedef uint16_t bf16;
 
+/* Round to nearest even; a NaN stays a (quiet) NaN. Branch-free, so the
+ * loops over whole matrices vectorize. */
 static inline bf16 bf16_from_float(float x)
 {
     uint32_t u;
     memcpy(&u, &x, sizeof(u));
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);                                       /* nearest even */
-    return (bf16)(u >> 16);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t nan = (u >> 16) | 0x40u;
+    return (bf16)((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
 }
 
 float td_bf16_round(float x)

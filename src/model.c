@@ -35,7 +35,7 @@ typedef struct {
     float *p, *pd;               /* (B, A, Tq, Tk) softmax, after dropout */
     float *ctx;                  /* (B*Tq, H) */
     float *r1, *ln1_mean, *ln1_rstd, *y;  /* LN1 input (B*Tq, H), stats (B*Tq), output */
-    float *f1, *g;               /* (B*Tq, I) before and after GELU */
+    float *f1, *g;               /* (B*Tq, I) before GELU, then GELU's derivative; after GELU */
     float *r2, *ln2_mean, *ln2_rstd, *z;  /* LN2 input, stats, output = layer output */
     layer_plan plan;
 } layer_acts;
@@ -462,7 +462,7 @@ static void layer_forward(td_model *m, int64_t l)
                          TD_LAYERNORM_EPS);
     /* r2 = y + dropout(gelu(y W1^T + b1) W2^T + b2); z = LN(r2) */
     td_linear_forward(m->gemm, la->f1, la->y, w->ff1_w, w->ff1_b, nq, H, I);
-    td_gelu_forward(la->g, la->f1, nq * I, m->cfg.hidden_act);
+    td_gelu_forward(la->g, la->f1, la->f1, nq * I, m->cfg.hidden_act);
     td_linear_forward(m->gemm, la->r2, la->g, w->ff2_w, w->ff2_b, nq, I, H);
     hid_drop.site = TD_SITE_DROPOUT + site_of(l, 2);
     td_dropout_forward(la->r2, la->r2, &hid_drop, B, pl->Tq, H);
@@ -498,7 +498,7 @@ static void heads_forward(td_model *m, const float *h_last, td_forward_stats *st
         memcpy(a->xm + r * H, h_last + (int64_t)a->pred_rows[r] * H, (size_t)H * sizeof(float));
     const td_model_tensors *p = &m->p;
     td_linear_forward(m->gemm, a->t1, a->xm, p->tr_w, p->tr_b, R, H, H);
-    td_gelu_forward(a->t2, a->t1, R * H, m->cfg.hidden_act);
+    td_gelu_forward(a->t2, a->t1, a->t1, R * H, m->cfg.hidden_act); /* t1 becomes gelu' */
     td_layernorm_forward(a->hm, a->tr_mean, a->tr_rstd, a->t2, p->tr_ln_w, p->tr_ln_b, R, H,
                          TD_LAYERNORM_EPS);
     /* logits (R, V) = hm word^T + bias: the decoder is the word embedding */
@@ -621,7 +621,7 @@ static void layer_backward_query(td_model *m, int64_t l, const float *dz, float 
     zero(a->d_g, nq * I);
     td_linear_backward(m->gemm, a->d_g, gw->ff2_w, gw->ff2_b, a->d_tmp, la->g, w->ff2_w, nq, I, H);
     zero(a->d_f1, nq * I);
-    td_gelu_backward(a->d_f1, a->d_g, la->f1, nq * I, m->cfg.hidden_act);
+    td_gelu_backward(a->d_f1, a->d_g, la->f1, nq * I);
     td_linear_backward(m->gemm, dy, gw->ff1_w, gw->ff1_b, a->d_f1, la->y, w->ff1_w, nq, H, I);
 
     /* y = LN(r1), r1 = xq + dropout(ao(ctx)) */
@@ -672,7 +672,7 @@ static void heads_backward(td_model *m, float *dh)
     td_layernorm_backward(a->d_t2, g->tr_ln_w, g->tr_ln_b, a->d_hm, a->t2, a->tr_mean, a->tr_rstd,
                           p->tr_ln_w, R, H);
     zero(a->d_t1, R * H);
-    td_gelu_backward(a->d_t1, a->d_t2, a->t1, R * H, m->cfg.hidden_act);
+    td_gelu_backward(a->d_t1, a->d_t2, a->t1, R * H);
     zero(a->d_xm, R * H);
     td_linear_backward(m->gemm, a->d_xm, g->tr_w, g->tr_b, a->d_t1, a->xm, p->tr_w, R, H, H);
     for (int64_t r = 0; r < R; r++) {

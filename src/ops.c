@@ -114,40 +114,38 @@ void td_layernorm_backward(float *din, float *dw, float *db, const float *dout, 
 #define TD_INV_SQRT_2PI 0.3989422804014327f
 #define TD_GELU_TANH_C 0.044715f
 
-void td_gelu_forward(float *out, const float *in, int64_t n_elems, td_act act)
-{
-    if (act == TD_ACT_GELU) {
-        #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n_elems; i++)
-            out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * TD_INV_SQRT_2));
-    } else {
-        #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n_elems; i++) {
-            float x = in[i];
-            out[i] = 0.5f * x * (1.0f + tanhf(TD_SQRT_2_OVER_PI * (x + TD_GELU_TANH_C * x * x * x)));
-        }
-    }
-}
-
-void td_gelu_backward(float *din, const float *dout, const float *in, int64_t n_elems, td_act act)
+void td_gelu_forward(float *out, float *dgelu, const float *in, int64_t n_elems, td_act act)
 {
     if (act == TD_ACT_GELU) {
         #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n_elems; i++) {
             float x = in[i];
-            float cdf = 0.5f * (1.0f + erff(x * TD_INV_SQRT_2));
-            float pdf = TD_INV_SQRT_2PI * expf(-0.5f * x * x);
-            din[i] += dout[i] * (cdf + x * pdf);
+            float e = erff(x * TD_INV_SQRT_2);
+            out[i] = 0.5f * x * (1.0f + e);
+            if (dgelu) {
+                float cdf = 0.5f * (1.0f + e);
+                float pdf = TD_INV_SQRT_2PI * expf(-0.5f * x * x);
+                dgelu[i] = cdf + x * pdf;
+            }
         }
     } else {
         #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n_elems; i++) {
             float x = in[i];
             float t = tanhf(TD_SQRT_2_OVER_PI * (x + TD_GELU_TANH_C * x * x * x));
-            float dt = TD_SQRT_2_OVER_PI * (1.0f + 3.0f * TD_GELU_TANH_C * x * x);
-            din[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dt);
+            out[i] = 0.5f * x * (1.0f + t);
+            if (dgelu) {
+                float dt = TD_SQRT_2_OVER_PI * (1.0f + 3.0f * TD_GELU_TANH_C * x * x);
+                dgelu[i] = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dt;
+            }
         }
     }
+}
+
+void td_gelu_backward(float *din, const float *dout, const float *dgelu, int64_t n_elems)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n_elems; i++) din[i] += dout[i] * dgelu[i];
 }
 
 void td_tanh_forward(float *out, const float *in, int64_t n_elems)
@@ -168,21 +166,24 @@ static inline float dropout_scale(uint64_t key, uint64_t counter, float p, float
     return td_rng_uniform(key, counter) < p ? 0.0f : inv_keep;
 }
 
+/* Forward (dout_for_bwd NULL): out = in * scale. Backward: out += dout *
+ * scale, the same scales regenerated. Loops written so they vectorize. */
 static void dropout_apply(float *out, const float *in, const float *dout_for_bwd,
                           const td_dropout_ctx *ctx, int64_t B, int64_t Tq, int64_t C)
 {
-    float inv_keep = 1.0f / (1.0f - ctx->p);
+    const float p = ctx->p, inv_keep = 1.0f / (1.0f - ctx->p);
     #pragma omp parallel for schedule(static)
     for (int64_t br = 0; br < B * Tq; br++) {
         int64_t b = br / Tq, r = br % Tq;
         uint64_t key = td_rng_key(ctx->seed, ctx->step, (uint64_t)ctx->sample_ids[b], ctx->site);
-        int64_t pos = ctx->rows_pos ? ctx->rows_pos[b * Tq + r] : r;
-        for (int64_t c = 0; c < C; c++) {
-            float s = dropout_scale(key, (uint64_t)(pos * C + c), ctx->p, inv_keep);
-            if (dout_for_bwd)
-                out[br * C + c] += dout_for_bwd[br * C + c] * s;
-            else
-                out[br * C + c] = in[br * C + c] * s;
+        uint64_t base = (uint64_t)((ctx->rows_pos ? ctx->rows_pos[b * Tq + r] : r) * C);
+        float *o = out + br * C;
+        if (dout_for_bwd) {
+            const float *d = dout_for_bwd + br * C;
+            for (int64_t c = 0; c < C; c++) o[c] += d[c] * dropout_scale(key, base + (uint64_t)c, p, inv_keep);
+        } else {
+            const float *x = in + br * C;
+            for (int64_t c = 0; c < C; c++) o[c] = x[c] * dropout_scale(key, base + (uint64_t)c, p, inv_keep);
         }
     }
 }
@@ -214,16 +215,21 @@ void td_dropout_backward(float *din, const float *dout, const td_dropout_ctx *ct
 static void attention_dropout_rows(float *x, const float *src, const td_dropout_ctx *drop,
                                    int64_t b, int64_t h, int64_t Tq, int64_t Tk)
 {
-    float inv_keep = 1.0f / (1.0f - drop->p);
+    const float p = drop->p, inv_keep = 1.0f / (1.0f - drop->p);
     uint64_t key = td_rng_key(drop->seed, drop->step, (uint64_t)drop->sample_ids[b], drop->site);
     uint64_t T = (uint64_t)drop->T_full;
+    const int32_t *kpos = drop->keys_pos ? drop->keys_pos + b * Tk : NULL;
     for (int64_t i = 0; i < Tq; i++) {
         uint64_t qpos = drop->rows_pos ? (uint64_t)drop->rows_pos[b * Tq + i] : (uint64_t)i;
-        for (int64_t j = 0; j < Tk; j++) {
-            uint64_t kpos = drop->keys_pos ? (uint64_t)drop->keys_pos[b * Tk + j] : (uint64_t)j;
-            uint64_t counter = ((uint64_t)h * T + qpos) * T + kpos;
-            x[i * Tk + j] = src[i * Tk + j] * dropout_scale(key, counter, drop->p, inv_keep);
-        }
+        uint64_t row = ((uint64_t)h * T + qpos) * T;
+        float *xi = x + i * Tk;
+        const float *si = src + i * Tk;
+        if (kpos)
+            for (int64_t j = 0; j < Tk; j++)
+                xi[j] = si[j] * dropout_scale(key, row + (uint64_t)kpos[j], p, inv_keep);
+        else
+            for (int64_t j = 0; j < Tk; j++)
+                xi[j] = si[j] * dropout_scale(key, row + (uint64_t)j, p, inv_keep);
     }
 }
 

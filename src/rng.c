@@ -1,34 +1,15 @@
-/* A splitmix64-style hash as a counter-based generator: value(key, counter)
- * = mix(key ^ mix(counter)). splitmix64's finalizer is a bijection with
- * good avalanche, which is all dropout masks and shuffles need. */
+/* Stream keys and the derived distributions; the generator itself is
+ * inline in rng.h (see there). */
 #include "tokdrop/rng.h"
 
 #include <math.h>
 
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 uint64_t td_rng_key(uint64_t seed, uint64_t step, uint64_t sample, uint64_t site)
 {
-    uint64_t k = mix64(seed);
-    k = mix64(k ^ step);
-    k = mix64(k ^ sample);
-    return mix64(k ^ site);
-}
-
-uint64_t td_rng_u64(uint64_t key, uint64_t counter)
-{
-    return mix64(key ^ mix64(counter));
-}
-
-float td_rng_uniform(uint64_t key, uint64_t counter)
-{
-    return (float)(td_rng_u64(key, counter) >> 40) * (1.0f / 16777216.0f);
+    uint64_t k = td_rng_mix64(seed);
+    k = td_rng_mix64(k ^ step);
+    k = td_rng_mix64(k ^ sample);
+    return td_rng_mix64(k ^ site);
 }
 
 float td_rng_normal(uint64_t key, uint64_t counter)

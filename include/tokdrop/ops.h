@@ -30,9 +30,12 @@ void td_layernorm_backward(float *din, float *dw, float *db, const float *dout, 
                            const float *mean, const float *rstd, const float *w, int64_t N,
                            int64_t C);
 
-/* GELU, exact (erf) or the tanh approximation, elementwise over n values. */
-void td_gelu_forward(float *out, const float *in, int64_t n_elems, td_act act);
-void td_gelu_backward(float *din, const float *dout, const float *in, int64_t n_elems, td_act act);
+/* GELU, exact (erf) or the tanh approximation, elementwise over n values;
+ * dgelu (may be NULL, may equal in) receives gelu'(in) for the backward,
+ * so that the backward needs no erf or exp of its own. */
+void td_gelu_forward(float *out, float *dgelu, const float *in, int64_t n_elems, td_act act);
+/* din += dout * dgelu */
+void td_gelu_backward(float *din, const float *dout, const float *dgelu, int64_t n_elems);
 
 /* tanh, elementwise; the backward uses the output. */
 void td_tanh_forward(float *out, const float *in, int64_t n_elems);

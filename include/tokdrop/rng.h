@@ -20,11 +20,29 @@ typedef enum {
 /* A 64-bit stream key from the four coordinates. */
 uint64_t td_rng_key(uint64_t seed, uint64_t step, uint64_t sample, uint64_t site);
 
+/* A splitmix64-style hash as a counter-based generator: value(key, counter)
+ * = mix(key ^ mix(counter)). splitmix64's finalizer is a bijection with
+ * good avalanche, which is all dropout masks and shuffles need. Inline so
+ * that the dropout loops, which draw one value per element, vectorize. */
+static inline uint64_t td_rng_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 /* The counter-th 64-bit value of the stream key. */
-uint64_t td_rng_u64(uint64_t key, uint64_t counter);
+static inline uint64_t td_rng_u64(uint64_t key, uint64_t counter)
+{
+    return td_rng_mix64(key ^ td_rng_mix64(counter));
+}
 
 /* Uniform in [0, 1) with 24 random bits (exactly representable floats). */
-float td_rng_uniform(uint64_t key, uint64_t counter);
+static inline float td_rng_uniform(uint64_t key, uint64_t counter)
+{
+    return (float)(td_rng_u64(key, counter) >> 40) * (1.0f / 16777216.0f);
+}
 
 /* Standard normal (Box-Muller over two counters 2*counter, 2*counter+1). */
 float td_rng_normal(uint64_t key, uint64_t counter);
