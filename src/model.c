@@ -352,6 +352,7 @@ td_status td_model_init(td_model *m, const td_model_config *cfg, int64_t B, int6
     }
     carver real = {(char *)a->arena, 0};
     carve_acts(&real, a, m);
+    m->acts_bytes = count.used;
     return TD_OK;
 }
 
@@ -401,6 +402,7 @@ td_status td_model_set_precision(td_model *m, td_precision precision, td_error *
     if (st != TD_OK) return st;
     td_gemm_engine_free(m->gemm);
     m->gemm = eng;
+    m->math = td_gemm_engine_precision(eng) == TD_PRECISION_BF16 ? TD_MATH_VECTOR : TD_MATH_LIBM;
     td_gemm_engine_mirror(eng, m->params, m->n_params);
     return TD_OK;
 }
@@ -452,7 +454,7 @@ static void layer_forward(td_model *m, int64_t l)
     td_linear_forward(m->gemm, la->v, pl->xkv, w->v_w, w->v_b, nk, H, H);
     td_dropout_ctx att_drop = dropout_ctx(m, (float)m->cfg.attention_dropout, site_of(l, 0), pl);
     td_attention_forward(m->gemm, la->ctx, la->p, la->pd, la->q, la->k, la->v, pl->key_bias, &att_drop, B,
-                         pl->Tq, pl->Tk, m->A, m->D);
+                         pl->Tq, pl->Tk, m->A, m->D, m->math);
     /* r1 = xq + dropout(ctx Wo^T + bo); y = LN(r1) */
     td_linear_forward(m->gemm, la->r1, la->ctx, w->ao_w, w->ao_b, nq, H, H);
     td_dropout_ctx hid_drop = dropout_ctx(m, (float)m->cfg.hidden_dropout, site_of(l, 1), pl);
@@ -462,7 +464,7 @@ static void layer_forward(td_model *m, int64_t l)
                          TD_LAYERNORM_EPS);
     /* r2 = y + dropout(gelu(y W1^T + b1) W2^T + b2); z = LN(r2) */
     td_linear_forward(m->gemm, la->f1, la->y, w->ff1_w, w->ff1_b, nq, H, I);
-    td_gelu_forward(la->g, la->f1, la->f1, nq * I, m->cfg.hidden_act);
+    td_gelu_forward(la->g, la->f1, la->f1, nq * I, m->cfg.hidden_act, m->math);
     td_linear_forward(m->gemm, la->r2, la->g, w->ff2_w, w->ff2_b, nq, I, H);
     hid_drop.site = TD_SITE_DROPOUT + site_of(l, 2);
     td_dropout_forward(la->r2, la->r2, &hid_drop, B, pl->Tq, H);
@@ -498,12 +500,13 @@ static void heads_forward(td_model *m, const float *h_last, td_forward_stats *st
         memcpy(a->xm + r * H, h_last + (int64_t)a->pred_rows[r] * H, (size_t)H * sizeof(float));
     const td_model_tensors *p = &m->p;
     td_linear_forward(m->gemm, a->t1, a->xm, p->tr_w, p->tr_b, R, H, H);
-    td_gelu_forward(a->t2, a->t1, a->t1, R * H, m->cfg.hidden_act); /* t1 becomes gelu' */
+    td_gelu_forward(a->t2, a->t1, a->t1, R * H, m->cfg.hidden_act, m->math); /* t1 becomes gelu' */
     td_layernorm_forward(a->hm, a->tr_mean, a->tr_rstd, a->t2, p->tr_ln_w, p->tr_ln_b, R, H,
                          TD_LAYERNORM_EPS);
     /* logits (R, V) = hm word^T + bias: the decoder is the word embedding */
     td_linear_forward(m->gemm, a->logits, a->hm, p->word, p->mlm_bias, R, H, V);
-    td_crossentropy_forward(a->pred_loss_r, a->pred_correct, a->logits, a->pred_labels, R, V);
+    td_crossentropy_forward(a->pred_loss_r, a->pred_correct, a->logits, a->pred_labels, R, V,
+                            m->math);
 
     st->mlm_loss_sum = 0;
     st->mlm_correct = 0;
@@ -524,7 +527,7 @@ static void heads_forward(td_model *m, const float *h_last, td_forward_stats *st
     td_linear_forward(m->gemm, a->pool_pre, a->cls, p->pool_w, p->pool_b, B, H, H);
     td_tanh_forward(a->pooled, a->pool_pre, B * H);
     td_linear_forward(m->gemm, a->nsp_logits, a->pooled, p->nsp_w, p->nsp_b, B, H, 2);
-    td_crossentropy_forward(a->nsp_loss, a->nsp_correct, a->nsp_logits, a->nsp_labels, B, 2);
+    td_crossentropy_forward(a->nsp_loss, a->nsp_correct, a->nsp_logits, a->nsp_labels, B, 2, m->math);
     st->nsp_loss_sum = 0;
     st->nsp_correct = 0;
     for (int64_t b = 0; b < B; b++) {

@@ -10,6 +10,7 @@
 
 #include "tokdrop/error.h"
 #include "tokdrop/rng.h"
+#include "vecmath.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -114,30 +115,69 @@ void td_layernorm_backward(float *din, float *dw, float *db, const float *dout, 
 #define TD_INV_SQRT_2PI 0.3989422804014327f
 #define TD_GELU_TANH_C 0.044715f
 
-void td_gelu_forward(float *out, float *dgelu, const float *in, int64_t n_elems, td_act act)
+static inline float exp_by(td_math math, float x) { return math == TD_MATH_VECTOR ? td_vexpf(x) : expf(x); }
+static inline float erf_by(td_math math, float x) { return math == TD_MATH_VECTOR ? td_verff(x) : erff(x); }
+static inline float tanh_by(td_math math, float x)
+{
+    if (math == TD_MATH_LIBM) return tanhf(x);
+    float e = td_vexpf(-2.0f * fabsf(x)); /* tanh|x| = (1 - e) / (1 + e), no overflow */
+    return copysignf((1.0f - e) / (1.0f + e), x);
+}
+
+/* GELU of n values, the derivative too when dgelu: inlined with constant
+ * act, math and want_d, so that each variant is its own vector loop (omp
+ * simd: dgelu may be in itself, read before written). */
+static inline void gelu_kernel(float *out, float *dgelu, const float *in, int64_t n, td_act act,
+                               td_math math, bool want_d)
 {
     if (act == TD_ACT_GELU) {
-        #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n_elems; i++) {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
             float x = in[i];
-            float e = erff(x * TD_INV_SQRT_2);
+            float e = erf_by(math, x * TD_INV_SQRT_2);
             out[i] = 0.5f * x * (1.0f + e);
-            if (dgelu) {
+            if (want_d) {
                 float cdf = 0.5f * (1.0f + e);
-                float pdf = TD_INV_SQRT_2PI * expf(-0.5f * x * x);
+                float pdf = TD_INV_SQRT_2PI * exp_by(math, -0.5f * x * x);
                 dgelu[i] = cdf + x * pdf;
             }
         }
     } else {
-        #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n_elems; i++) {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
             float x = in[i];
-            float t = tanhf(TD_SQRT_2_OVER_PI * (x + TD_GELU_TANH_C * x * x * x));
+            float t = tanh_by(math, TD_SQRT_2_OVER_PI * (x + TD_GELU_TANH_C * x * x * x));
             out[i] = 0.5f * x * (1.0f + t);
-            if (dgelu) {
+            if (want_d) {
                 float dt = TD_SQRT_2_OVER_PI * (1.0f + 3.0f * TD_GELU_TANH_C * x * x);
                 dgelu[i] = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dt;
             }
+        }
+    }
+}
+
+void td_gelu_forward(float *out, float *dgelu, const float *in, int64_t n_elems, td_act act,
+                     td_math math)
+{
+    const int64_t chunk = 4096;
+    #pragma omp parallel for schedule(static)
+    for (int64_t i0 = 0; i0 < n_elems; i0 += chunk) {
+        int64_t n = n_elems - i0 < chunk ? n_elems - i0 : chunk;
+        float *o = out + i0, *d = dgelu ? dgelu + i0 : NULL;
+        const float *x = in + i0;
+        bool erf_form = act == TD_ACT_GELU, vec = math == TD_MATH_VECTOR;
+        if (erf_form && vec) {
+            if (d) gelu_kernel(o, d, x, n, TD_ACT_GELU, TD_MATH_VECTOR, true);
+            else gelu_kernel(o, d, x, n, TD_ACT_GELU, TD_MATH_VECTOR, false);
+        } else if (erf_form) {
+            if (d) gelu_kernel(o, d, x, n, TD_ACT_GELU, TD_MATH_LIBM, true);
+            else gelu_kernel(o, d, x, n, TD_ACT_GELU, TD_MATH_LIBM, false);
+        } else if (vec) {
+            if (d) gelu_kernel(o, d, x, n, TD_ACT_GELU_TANH, TD_MATH_VECTOR, true);
+            else gelu_kernel(o, d, x, n, TD_ACT_GELU_TANH, TD_MATH_VECTOR, false);
+        } else {
+            if (d) gelu_kernel(o, d, x, n, TD_ACT_GELU_TANH, TD_MATH_LIBM, true);
+            else gelu_kernel(o, d, x, n, TD_ACT_GELU_TANH, TD_MATH_LIBM, false);
         }
     }
 }
@@ -235,7 +275,7 @@ static void attention_dropout_rows(float *x, const float *src, const td_dropout_
 
 void td_attention_forward(td_gemm_engine *eng, float *ctx, float *p, float *pd, const float *q, const float *k,
                           const float *v, const float *key_bias, const td_dropout_ctx *drop,
-                          int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D)
+                          int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D, td_math math)
 {
     const int64_t H = A * D;
     const float scale = 1.0f / sqrtf((float)D);
@@ -256,11 +296,10 @@ void td_attention_forward(td_gemm_engine *eng, float *ctx, float *p, float *pd, 
                     row[j] += bias[j];
                     if (row[j] > mx) mx = row[j];
                 }
+                /* exp first (vectorizes), then the sum in order */
+                for (int64_t j = 0; j < Tk; j++) row[j] = exp_by(math, row[j] - mx);
                 float sum = 0;
-                for (int64_t j = 0; j < Tk; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
+                for (int64_t j = 0; j < Tk; j++) sum += row[j];
                 float inv = 1.0f / sum;
                 for (int64_t j = 0; j < Tk; j++) row[j] *= inv;
             }
@@ -346,7 +385,7 @@ void td_embeddings_backward(float *dword, float *dpos, float *dtype, const float
 /* ---- cross-entropy ---------------------------------------------------------------- */
 
 void td_crossentropy_forward(float *loss, uint8_t *correct, float *logits_to_probs,
-                             const int32_t *labels, int64_t N, int64_t V)
+                             const int32_t *labels, int64_t N, int64_t V, td_math math)
 {
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; i++) {
@@ -359,11 +398,9 @@ void td_crossentropy_forward(float *loss, uint8_t *correct, float *logits_to_pro
                 arg = j;
             }
         float label_logit = row[labels[i]];
+        for (int64_t j = 0; j < V; j++) row[j] = exp_by(math, row[j] - mx);
         double sum = 0;
-        for (int64_t j = 0; j < V; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
+        for (int64_t j = 0; j < V; j++) sum += row[j];
         float inv = (float)(1.0 / sum);
         for (int64_t j = 0; j < V; j++) row[j] *= inv;
         loss[i] = (float)(log(sum) - (double)(label_logit - mx));

@@ -15,6 +15,7 @@
 #include "tokdrop/blas.h"
 #include "tokdrop/error.h"
 #include "tokdrop/ops.h"
+#include "vecmath.h"
 
 /* Unit roundoff of float. */
 #define U_F 5.9604644775390625e-08
@@ -478,8 +479,8 @@ static void gelu_values(void **state)
     (void)state;
     const float x[5] = {1.0f, -1.0f, 0.0f, 2.0f, -3.0f};
     float y[5], yt[5];
-    td_gelu_forward(y, NULL, x, 5, TD_ACT_GELU);
-    td_gelu_forward(yt, NULL, x, 5, TD_ACT_GELU_TANH);
+    td_gelu_forward(y, NULL, x, 5, TD_ACT_GELU, TD_MATH_LIBM);
+    td_gelu_forward(yt, NULL, x, 5, TD_ACT_GELU_TANH, TD_MATH_LIBM);
     /* x Phi(x): Phi(1) = 0.8413447461, Phi(2) = 0.9772498681, Phi(-3) = 0.0013498980 */
     const double want[5] = {0.8413447461, -0.1586552539, 0.0, 1.9544997361, -0.0040496941};
     /* tanh form: 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) */
@@ -502,7 +503,7 @@ static void gelu_values(void **state)
         if (kind == 2)
             td_tanh_forward(ys, xs, n);
         else
-            td_gelu_forward(ys, NULL, xs, n, act);
+            td_gelu_forward(ys, NULL, xs, n, act, TD_MATH_LIBM);
         for (int64_t i = 0; i < n; i++)
             ref[i] = kind == 2 ? tanh((double)xs[i]) : gelu_ref(xs[i], act);
         /* A few float ulps of |y| where |y| >= 1; below, absolute 1e-6:
@@ -529,7 +530,7 @@ static void elementwise_grad(void **state)
             td_tanh_forward(out, c.x, n);
             td_tanh_backward(din, c.G, out, n);
         } else {
-            td_gelu_forward(out, dgelu, c.x, n, act);
+            td_gelu_forward(out, dgelu, c.x, n, act, TD_MATH_LIBM);
             td_gelu_backward(din, c.G, dgelu, n);
         }
         /* FD of the double formula, h = 1e-3: truncation h^2 f'''/6 < 1e-6.
@@ -758,7 +759,7 @@ static void attention_grad_case(float p_drop, bool pd_is_p)
     c.key_bias[1 * Tk + 4] = -10000.0f;
     float *ctx = falloc(B * Tq * H), *P = falloc(B * A * Tq * Tk);
     float *Pd = pd_is_p ? P : falloc(B * A * Tq * Tk);
-    td_attention_forward(NULL, ctx, P, Pd, c.q, c.k, c.v, c.key_bias, &drop, B, Tq, Tk, A, D);
+    td_attention_forward(NULL, ctx, P, Pd, c.q, c.k, c.v, c.key_bias, &drop, B, Tq, Tk, A, D, TD_MATH_LIBM);
 
     /* The mask, read off the forward (fixed: the backward regenerates it). */
     int64_t n_kept = 0, n_dropped = 0;
@@ -867,7 +868,7 @@ static void attention_subset(void **state)
     float *kb = falloc(B * T);
     kb[1 * T + 5] = -10000.0f;
     float *ctx = falloc(B * T * H), *P = falloc(B * A * T * T), *Pd = falloc(B * A * T * T);
-    td_attention_forward(NULL, ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D);
+    td_attention_forward(NULL, ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D, TD_MATH_LIBM);
 
     float *qs = falloc(B * Ts * H), *ks = falloc(B * Ts * H), *vs = falloc(B * Ts * H),
           *kbs = falloc(B * Ts);
@@ -885,7 +886,7 @@ static void attention_subset(void **state)
     float *ctx1 = falloc(B * Ts * H), *P1 = falloc(B * A * Ts * T), *Pd1 = falloc(B * A * Ts * T);
     td_dropout_ctx d1 = drop;
     d1.rows_pos = rows_pos;
-    td_attention_forward(NULL, ctx1, P1, Pd1, qs, k, v, kb, &d1, B, Ts, T, A, D);
+    td_attention_forward(NULL, ctx1, P1, Pd1, qs, k, v, kb, &d1, B, Ts, T, A, D, TD_MATH_LIBM);
     for (int64_t b = 0; b < B; b++)
         for (int64_t r = 0; r < Ts; r++) {
             int64_t t = rows_pos[b * Ts + r];
@@ -909,7 +910,7 @@ static void attention_subset(void **state)
     float *ctx2 = falloc(B * Ts * H), *P2 = falloc(B * A * Ts * Ts), *Pd2 = falloc(B * A * Ts * Ts);
     td_dropout_ctx d2 = d1;
     d2.keys_pos = keys_pos;
-    td_attention_forward(NULL, ctx2, P2, Pd2, qs, ks, vs, kbs, &d2, B, Ts, Ts, A, D);
+    td_attention_forward(NULL, ctx2, P2, Pd2, qs, ks, vs, kbs, &d2, B, Ts, Ts, A, D, TD_MATH_LIBM);
     int64_t compared = 0;
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < A; h++)
@@ -1046,7 +1047,7 @@ static void crossentropy_grad(void **state)
     c.logits[5 * V + 4] = 5.0f;
     float *probs = fdup(c.logits, N * V), *loss = falloc(N);
     uint8_t correct[6];
-    td_crossentropy_forward(loss, correct, probs, labels, N, V);
+    td_crossentropy_forward(loss, correct, probs, labels, N, V, TD_MATH_LIBM);
     for (int64_t i = 0; i < N; i++) {
         const float *row = c.logits + i * V;
         double want = ce_ref(row, labels[i], V);
@@ -1078,7 +1079,7 @@ static void crossentropy_grad(void **state)
         const int32_t lab = 4;
         float l;
         uint8_t ok;
-        td_crossentropy_forward(&l, &ok, row, &lab, 1, V);
+        td_crossentropy_forward(&l, &ok, row, &lab, 1, V, TD_MATH_LIBM);
         assert_true(ok == 0);
     }
 
@@ -1154,7 +1155,7 @@ static int64_t run_threaded(float *out, int threads)
         float *kb = falloc(B * T), *dctx = frand(B * T * H, -1, 1, 103), *scratch = falloc(T * T);
         for (int64_t t = 15; t < T; t++) kb[T + t] = -10000.0f;
         float *ctx = out + o, *P = ctx + B * T * H, *Pd = P + B * A * T * T;
-        td_attention_forward(NULL, ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D);
+        td_attention_forward(NULL, ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D, TD_MATH_LIBM);
         o += B * T * H + 2 * B * A * T * T;
         float *dq = out + o, *dk = dq + B * T * H, *dv = dk + B * T * H;
         td_attention_backward(NULL, dq, dk, dv, scratch, dctx, P, Pd, q, k, v, &drop, B, T, T, A, D);
@@ -1191,13 +1192,55 @@ static void thread_invariance(void **state)
     free(one), free(two);
 }
 
+/* The vectorized exp, erf and tanh of the bf16 path against double libm:
+ * exp within 4 ulps (relative 2.5e-7) over the range softmax and
+ * cross-entropy use; erf and tanh within 2e-7 absolute (their values are
+ * at most 1, so a few ulps of 1). */
+static void vector_math(void **state)
+{
+    (void)state;
+    double worst_exp = 0, worst_erf = 0, worst_gelu = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + (87.0f + 88.0f) * (float)i / 200000.0f;
+        double e = exp((double)x);
+        double rel = fabs((double)td_vexpf(x) - e) / e;
+        if (rel > worst_exp) worst_exp = rel;
+        float z = -6.0f + 12.0f * (float)i / 200000.0f;
+        double de = fabs((double)td_verff(z) - erf((double)z));
+        if (de > worst_erf) worst_erf = de;
+    }
+    assert_true(td_vexpf(-200.0f) == 0.0f && td_vexpf(-10000.0f) == 0.0f);
+    assert_true(isinf(td_vexpf(100.0f)));
+    assert_true(td_verff(0.0f) == 0.0f && td_verff(10.0f) == 1.0f && td_verff(-10.0f) == -1.0f);
+    /* GELU (erf and tanh forms) and its derivative as the ops compute them */
+    const int64_t n = 4001;
+    float *x = falloc(n), *y = falloc(n), *yv = falloc(n), *d = falloc(n), *dv = falloc(n);
+    for (int64_t i = 0; i < n; i++) x[i] = -10.0f + 20.0f * (float)i / (float)(n - 1);
+    for (int act = 0; act < 2; act++) {
+        td_gelu_forward(y, d, x, n, (td_act)act, TD_MATH_LIBM);
+        td_gelu_forward(yv, dv, x, n, (td_act)act, TD_MATH_VECTOR);
+        for (int64_t i = 0; i < n; i++) {
+            double scale = fabs((double)x[i]) > 1 ? fabs((double)x[i]) : 1;
+            double e1 = fabs((double)yv[i] - y[i]) / scale, e2 = fabs((double)dv[i] - d[i]) / scale;
+            if (e1 > worst_gelu) worst_gelu = e1;
+            if (e2 > worst_gelu) worst_gelu = e2;
+        }
+    }
+    print_message("vector math: exp %.2e relative, erf %.2e, GELU and derivative %.2e (of max(|x|, 1))\n",
+                  worst_exp, worst_erf, worst_gelu);
+    assert_true(worst_exp < 2.5e-7);
+    assert_true(worst_erf < 2e-7);
+    assert_true(worst_gelu < 5e-7);
+    free(x), free(y), free(yv), free(d), free(dv);
+}
+
 int main(void)
 {
     td_blas_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gemm_ref_hand),     cmocka_unit_test(gemm_vs_ref),
         cmocka_unit_test(linear_grad),       cmocka_unit_test(layernorm_grad),
-        cmocka_unit_test(gelu_values),       cmocka_unit_test(elementwise_grad),
+        cmocka_unit_test(gelu_values),       cmocka_unit_test(vector_math),       cmocka_unit_test(elementwise_grad),
         cmocka_unit_test(dropout_test),      cmocka_unit_test(attention_grad),
         cmocka_unit_test(attention_subset),  cmocka_unit_test(embeddings_grad),
         cmocka_unit_test(crossentropy_grad), cmocka_unit_test(thread_invariance),

@@ -16,6 +16,7 @@
 #include "tokdrop/data.h"
 #include "tokdrop/error.h"
 #include "tokdrop/gemm.h"
+#include "tokdrop/ops.h"
 #include "tokdrop/tensor.h"
 
 #define TD_LAYERNORM_EPS 1e-12f
@@ -57,7 +58,9 @@ typedef struct {
     td_model_tensors p, g;
 
     td_model_acts *acts;
+    size_t acts_bytes;    /* the activation arena: what a forward keeps for the backward, and scratch */
     td_gemm_engine *gemm; /* runs every matrix product; NULL = fp32 */
+    td_math math;         /* exp/erf/tanh: libm in fp32, vectorized in bf16 (ops.h) */
 } td_model;
 
 /* Builds the tensor table and allocates parameters, gradients and the

@@ -14,6 +14,11 @@
 #include "tokdrop/config.h"
 #include "tokdrop/gemm.h"
 
+/* How exp, erf and tanh are computed: by libm (the fp32 path, exact to
+ * libm's half ulp) or by branch-free polynomials within a few ulps that the
+ * compiler vectorizes (the bf16 path; see src/vecmath.h). */
+typedef enum { TD_MATH_LIBM = 0, TD_MATH_VECTOR } td_math;
+
 /* out (N, OUT) = in (N, IN) w^T + b, with w (OUT, IN) as Hugging Face stores it. */
 void td_linear_forward(td_gemm_engine *eng, float *out, const float *in, const float *w, const float *b, int64_t N,
                        int64_t IN, int64_t OUT);
@@ -33,7 +38,8 @@ void td_layernorm_backward(float *din, float *dw, float *db, const float *dout, 
 /* GELU, exact (erf) or the tanh approximation, elementwise over n values;
  * dgelu (may be NULL, may equal in) receives gelu'(in) for the backward,
  * so that the backward needs no erf or exp of its own. */
-void td_gelu_forward(float *out, float *dgelu, const float *in, int64_t n_elems, td_act act);
+void td_gelu_forward(float *out, float *dgelu, const float *in, int64_t n_elems, td_act act,
+                     td_math math);
 /* din += dout * dgelu */
 void td_gelu_backward(float *din, const float *dout, const float *dgelu, int64_t n_elems);
 
@@ -67,7 +73,7 @@ void td_dropout_backward(float *din, const float *dout, const td_dropout_ctx *ct
  * p and pd (B, A, Tq, Tk); pd may equal p when attention dropout is 0. */
 void td_attention_forward(td_gemm_engine *eng, float *ctx, float *p, float *pd, const float *q, const float *k,
                           const float *v, const float *key_bias, const td_dropout_ctx *drop,
-                          int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D);
+                          int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D, td_math math);
 /* dq, dk, dv += gradients from dctx; scratch holds Tq * Tk floats. */
 void td_attention_backward(td_gemm_engine *eng, float *dq, float *dk, float *dv, float *scratch, const float *dctx,
                            const float *p, const float *pd, const float *q, const float *k,
@@ -86,7 +92,7 @@ void td_embeddings_backward(float *dword, float *dpos, float *dtype, const float
  * probabilities; loss (N) gets -log p[label]; correct (N) whether the
  * arg-max (first maximum) equals the label. */
 void td_crossentropy_forward(float *loss, uint8_t *correct, float *logits_to_probs,
-                             const int32_t *labels, int64_t N, int64_t V);
+                             const int32_t *labels, int64_t N, int64_t V, td_math math);
 /* dlogits += (probs - onehot(label)) * scale[row]. */
 void td_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels,
                               const float *scale, int64_t N, int64_t V);

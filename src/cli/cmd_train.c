@@ -203,9 +203,11 @@ int td_cmd_train(int argc, char **argv)
         td_dist_finalize(&dist);
         return TD_EXIT_FAILURE;
     }
-    td_log(&dist, "model: %lld parameters, %lld layers, hidden %lld; token dropping %s",
+    td_log(&dist, "model: %lld parameters, %lld layers, hidden %lld; token dropping %s; "
+           "activations %.1f MiB (%.2f MiB per sequence)",
            (long long)tr.model.n_params, (long long)cfg.model.layers, (long long)cfg.model.hidden,
-           cfg.token_drop.enabled ? "on" : "off");
+           cfg.token_drop.enabled ? "on" : "off", (double)tr.model.acts_bytes / (1 << 20),
+           (double)tr.model.acts_bytes / (1 << 20) / (double)cfg.train.micro_batch);
 
     int exit_code = TD_EXIT_OK;
     if (dump_path) {
