@@ -26,6 +26,7 @@ run() { # name, ranks
         "$here/../configs/bert-mini.yaml" \
         --set model.vocab= --set "model.vocab_size=$vocab_size" --set "data.train=$shards" \
         --set data.eval= --set train.steps=$steps --set train.micro_batch=32 --set train.threads=1 \
+        --set "train.precision=${PRECISION:-fp32}" \
         --set run.log_every=1 --set run.checkpoint_every=0 --set "run.dir=$work/$1" 2> "$work/$1.log" ||
         { cat "$work/$1.log" >&2; exit 1; }
 }

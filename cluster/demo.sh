@@ -7,7 +7,8 @@
 #      already holds a complete set made the same way);
 #   2. train configs/demo.yaml (BERT-mini) on 2 MPI ranks x 1 thread, first
 #      without token dropping (demo/runs/baseline), then with it
-#      (demo/runs/token-drop), the same number of steps;
+#      (demo/runs/token-drop), the same number of steps, in fp32; where the
+#      CPU has bf16 instructions, both again in bf16 (demo/runs/*-bf16);
 #   3. print a table of steps, wall time, throughput and the final held-out
 #      MLM loss/accuracy and NSP accuracy, and draw demo/curves.png.
 #
@@ -91,8 +92,20 @@ if [ -n "${DEMO_STEPS:-}" ]; then
     sets+=(--set "train.steps=$DEMO_STEPS" --set "run.eval_every=$every")
 fi
 
+# fp32 always; bf16 too where the CPU has bf16 instructions (AVX512-BF16 or
+# AMX), which is where the config's precision: auto picks it.
 runs=(baseline token-drop)
-declare -A extra=([baseline]="--set token_drop.enabled=false" [token-drop]="--set token_drop.enabled=true")
+declare -A extra=([baseline]="--set token_drop.enabled=false --set train.precision=fp32"
+                  [token-drop]="--set token_drop.enabled=true --set train.precision=fp32")
+bf16_kernels=$("$tokdrop" --version | sed -n 's/.*bf16: \([^;)]*\).*/\1/p')
+if "$tokdrop" --version | grep -q "bf16: oneDNN" && ! "$tokdrop" --version | grep -q emulated; then
+    say "this CPU has bf16 instructions ($bf16_kernels): the runs are made in fp32 and in bf16"
+    runs+=(baseline-bf16 token-drop-bf16)
+    extra[baseline-bf16]="--set token_drop.enabled=false --set train.precision=bf16"
+    extra[token-drop-bf16]="--set token_drop.enabled=true --set train.precision=bf16"
+else
+    say "no bf16 instructions on this CPU (bf16: $bf16_kernels): fp32 runs only"
+fi
 declare -A wall
 mkdir -p demo/runs
 for name in "${runs[@]}"; do
@@ -125,8 +138,8 @@ def mmss(s):
     return "%dm%02ds" % (int(s) // 60, int(round(s)) % 60)
 
 args = sys.argv[1:]
-print("%-12s %6s %8s %7s %14s %12s %12s" % ("run", "steps", "wall", "seq/s",
-                                            "eval MLM loss", "MLM acc", "NSP acc"))
+print("%-16s %5s %6s %8s %7s %14s %12s %12s" % ("run", "prec", "steps", "wall", "seq/s",
+                                                 "eval MLM loss", "MLM acc", "NSP acc"))
 res = {}
 for d, wall in zip(args[0::2], args[1::2]):
     m, e = rows(d + "/metrics.jsonl"), rows(d + "/eval.jsonl")
@@ -138,13 +151,20 @@ for d, wall in zip(args[0::2], args[1::2]):
     last = e[-1]
     name = d.rsplit("/", 1)[-1]
     res[name] = (float(wall), sps, last)
-    print("%-12s %6d %8s %7.1f %14.4f %12.4f %12.4f" % (name, m[-1]["step"], mmss(float(wall)), sps,
-                                                        last["mlm_loss"], last["mlm_acc"], last["nsp_acc"]))
-if "baseline" in res and "token-drop" in res:
-    b, t = res["baseline"], res["token-drop"]
-    print("token dropping: %.2fx the baseline's sequences/s, wall time %s vs %s; "
-          "held-out MLM accuracy %+.4f" % (t[1] / b[1], mmss(t[0]), mmss(b[0]),
-                                           t[2]["mlm_acc"] - b[2]["mlm_acc"]))
+    prec = "bf16" if name.endswith("-bf16") else "fp32"
+    print("%-16s %5s %6d %8s %7.1f %14.4f %12.4f %12.4f" % (name, prec, m[-1]["step"], mmss(float(wall)),
+                                                             sps, last["mlm_loss"], last["mlm_acc"],
+                                                             last["nsp_acc"]))
+for suffix in ("", "-bf16"):
+    if "baseline" + suffix in res and "token-drop" + suffix in res:
+        b, t = res["baseline" + suffix], res["token-drop" + suffix]
+        print("token dropping%s: %.2fx the baseline's sequences/s, wall time %s vs %s; "
+              "held-out MLM accuracy %+.4f" % (" (bf16)" if suffix else " (fp32)", t[1] / b[1],
+                                               mmss(t[0]), mmss(b[0]), t[2]["mlm_acc"] - b[2]["mlm_acc"]))
+if "baseline-bf16" in res:
+    b, h = res["baseline"], res["baseline-bf16"]
+    print("bf16: %.2fx fp32's sequences/s (baseline), held-out MLM loss %+.4f" % (
+        h[1] / b[1], h[2]["mlm_loss"] - b[2]["mlm_loss"]))
 first = next(iter(res.values()))[2]
 print("(eval: full sequences, no dropping, %d held-out sequences, after step %d)" % (
     first["sequences"], first["step"]))

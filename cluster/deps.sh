@@ -28,7 +28,7 @@ cat >&2 <<MSG
 deps: missing Debian packages:$missing
   install them with:  sudo apt-get install$missing
   on a cluster with environment modules, the usual equivalents are:
-    module load cmake gcc openmpi openblas hdf5 libyaml
+    module load cmake gcc openmpi openblas hdf5 libyaml onednn
   (python3-torch, python3-h5py and python3-numpy are only needed by the
   cross-check tests against a PyTorch reference; cmocka by the tests.)
 MSG
