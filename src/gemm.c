@@ -70,23 +70,47 @@ typedef struct {
 #define PRIM_CACHE_SLOTS 4096 /* power of two; a full cache is emptied and refilled */
 #define TD_MAX_THREADS 256
 
+/* What each thread that calls td_gemm or runs its blocks owns, so that
+ * products may be issued from several threads at once (attention runs one
+ * product per head, heads in parallel). */
+typedef struct {
+    dnnl_stream_t stream;
+    void *scratch; /* oneDNN scratchpad */
+    size_t scratch_bytes;
+    bf16 *a16, *b16; /* operands rounded for this thread's current product */
+    size_t a16_cap, b16_cap;
+} thread_state;
+
 struct td_gemm_engine {
     td_precision precision;
     char kernels[128];
     /* bf16 only */
     dnnl_engine_t dnnl;
-    dnnl_stream_t streams[TD_MAX_THREADS]; /* one per OpenMP thread */
-    void *scratch[TD_MAX_THREADS];         /* oneDNN scratchpads, one per thread */
-    size_t scratch_bytes[TD_MAX_THREADS];
-    prim_entry *cache;
+    thread_state threads[TD_MAX_THREADS]; /* indexed by thread_slot() */
+    prim_entry *cache;                    /* shared; under omp critical(td_gemm_cache) */
     int cache_used;
-    bf16 *a16, *b16; /* operands rounded for the current product */
-    size_t a16_cap, b16_cap;
+    prim_entry **overflow; /* made while the cache was full inside a parallel region */
+    int n_overflow;
     const float *mirror_of; /* the mirrored fp32 block, its bf16 copy, size */
     bf16 *mirror;
     int64_t mirror_n;
     bool mirror_stale;
 };
+
+/* A small number for the calling OS thread, the same for its whole life:
+ * OpenMP's thread number is 0 again inside a nested (serialized) region,
+ * so it cannot tell the threads of an outer region apart there. */
+static int thread_slot(void)
+{
+    static int next_slot;
+    static _Thread_local int slot = -1;
+    if (slot < 0) {
+        #pragma omp atomic capture
+        slot = next_slot++;
+        TD_ASSERT(slot < TD_MAX_THREADS);
+    }
+    return slot;
+}
 
 static bool key_equal(const prim_key *a, const prim_key *b)
 {
@@ -115,12 +139,21 @@ static uint64_t key_hash(const prim_key *k)
         } \
     } while (0)
 
+/* Empties the cache. Only where no other thread may be running one of its
+ * primitives: outside any active parallel region. */
 static void cache_clear(td_gemm_engine *e)
 {
     for (int i = 0; i < PRIM_CACHE_SLOTS; i++)
         if (e->cache[i].used) dnnl_primitive_destroy(e->cache[i].prim);
     memset(e->cache, 0, PRIM_CACHE_SLOTS * sizeof(*e->cache));
     e->cache_used = 0;
+    for (int i = 0; i < e->n_overflow; i++) {
+        dnnl_primitive_destroy(e->overflow[i]->prim);
+        free(e->overflow[i]);
+    }
+    free(e->overflow);
+    e->overflow = NULL;
+    e->n_overflow = 0;
 }
 
 /* A row-major matrix of rows x cols with leading dimension ld, read as its
@@ -174,41 +207,51 @@ static dnnl_status_t create_primitive(td_gemm_engine *e, const prim_key *k, prim
     return st;
 }
 
-/* The primitive for key, created on first use. */
-static prim_entry *get_primitive(td_gemm_engine *e, const prim_key *k)
+/* The primitive for key, created on first use. Callers hold the cache
+ * (omp critical td_gemm_cache). */
+static prim_entry *get_primitive_locked(td_gemm_engine *e, const prim_key *k)
 {
     uint64_t h = key_hash(k);
-    for (;;) {
-        for (int probe = 0; probe < PRIM_CACHE_SLOTS; probe++) {
-            prim_entry *pe = &e->cache[(h + (uint64_t)probe) & (PRIM_CACHE_SLOTS - 1)];
-            if (pe->used && key_equal(&pe->key, k)) return pe;
-            if (!pe->used) {
-                if (e->cache_used >= PRIM_CACHE_SLOTS / 2) break; /* keep probes short */
-                DNNL_CHECK(create_primitive(e, k, pe));
-                pe->used = true;
-                e->cache_used++;
-                return pe;
-            }
-        }
-        cache_clear(e);
+    for (int probe = 0; probe < PRIM_CACHE_SLOTS; probe++) {
+        prim_entry *pe = &e->cache[(h + (uint64_t)probe) & (PRIM_CACHE_SLOTS - 1)];
+        if (pe->used && key_equal(&pe->key, k)) return pe;
+        if (pe->used) continue;
+        if (e->cache_used >= PRIM_CACHE_SLOTS / 2) break; /* full: keep probes short */
+        DNNL_CHECK(create_primitive(e, k, pe));
+        pe->used = true;
+        e->cache_used++;
+        return pe;
     }
+    /* full: kept aside until gemm_bf16 empties the cache */
+    for (int i = 0; i < e->n_overflow; i++)
+        if (key_equal(&e->overflow[i]->key, k)) return e->overflow[i];
+    prim_entry *pe = td_xcalloc(1, sizeof(*pe));
+    DNNL_CHECK(create_primitive(e, k, pe));
+    e->overflow = realloc(e->overflow, (size_t)(e->n_overflow + 1) * sizeof(*e->overflow));
+    TD_ASSERT(e->overflow != NULL);
+    e->overflow[e->n_overflow++] = pe;
+    return pe;
 }
 
-/* Every thread's scratchpad holds at least n_bytes. */
-static void reserve_scratch(td_gemm_engine *e, size_t n_bytes, int threads)
+static prim_entry *get_primitive(td_gemm_engine *e, const prim_key *k)
 {
-    for (int t = 0; t < threads; t++) {
-        if (e->scratch_bytes[t] >= n_bytes) continue;
-        free(e->scratch[t]);
-        e->scratch[t] = td_xmalloc((n_bytes + 63) / 64 * 64 + 64);
-        e->scratch_bytes[t] = n_bytes;
-    }
+    prim_entry *pe;
+    #pragma omp critical(td_gemm_cache)
+    pe = get_primitive_locked(e, k);
+    return pe;
 }
 
+/* Runs pe on the calling thread with its own stream and scratchpad. */
 static void run_primitive(td_gemm_engine *e, const prim_entry *pe, const bf16 *A, const bf16 *B,
                           float *C)
 {
-    int t = omp_get_thread_num();
+    thread_state *ts = &e->threads[thread_slot()];
+    if (!ts->stream) DNNL_CHECK(dnnl_stream_create(&ts->stream, e->dnnl, dnnl_stream_default_flags));
+    if (ts->scratch_bytes < pe->scratch_bytes) {
+        free(ts->scratch);
+        ts->scratch = td_xmalloc((pe->scratch_bytes + 63) / 64 * 64 + 64);
+        ts->scratch_bytes = pe->scratch_bytes;
+    }
     dnnl_memory_t ma, mb, mc, ms = NULL;
     DNNL_CHECK(dnnl_memory_create(&ma, &pe->a_md, e->dnnl, (void *)(uintptr_t)A));
     DNNL_CHECK(dnnl_memory_create(&mb, &pe->b_md, e->dnnl, (void *)(uintptr_t)B));
@@ -219,11 +262,11 @@ static void run_primitive(td_gemm_engine *e, const prim_entry *pe, const bf16 *A
         dnnl_memory_desc_t smd;
         dnnl_dims_t dims = {(int64_t)pe->scratch_bytes};
         DNNL_CHECK(dnnl_memory_desc_init_by_tag(&smd, 1, dims, dnnl_u8, dnnl_a));
-        DNNL_CHECK(dnnl_memory_create(&ms, &smd, e->dnnl, e->scratch[t]));
+        DNNL_CHECK(dnnl_memory_create(&ms, &smd, e->dnnl, ts->scratch));
         args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, ms};
     }
-    DNNL_CHECK(dnnl_primitive_execute(pe->prim, e->streams[t], n_args, args));
-    DNNL_CHECK(dnnl_stream_wait(e->streams[t]));
+    DNNL_CHECK(dnnl_primitive_execute(pe->prim, ts->stream, n_args, args));
+    DNNL_CHECK(dnnl_stream_wait(ts->stream));
     dnnl_memory_destroy(ma);
     dnnl_memory_destroy(mb);
     dnnl_memory_destroy(mc);
@@ -257,11 +300,15 @@ static void gemm_bf16(td_gemm_engine *e, bool trans_a, bool trans_b, int64_t M, 
                       int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                       int64_t ldb, float beta, float *C, int64_t ldc)
 {
+    /* A full cache is emptied here, before this product takes any entry,
+     * and only where no other thread can be running one of them. */
+    if (!omp_in_parallel() && e->cache_used + e->n_overflow >= PRIM_CACHE_SLOTS / 2 - 2) cache_clear(e);
     int64_t lda16, ldb16;
-    const bf16 *A16 = bf16_operand(e, A, trans_a ? K : M, trans_a ? M : K, lda, &e->a16,
-                                   &e->a16_cap, &lda16);
-    const bf16 *B16 = bf16_operand(e, B, trans_b ? N : K, trans_b ? K : N, ldb, &e->b16,
-                                   &e->b16_cap, &ldb16);
+    thread_state *ts = &e->threads[thread_slot()];
+    const bf16 *A16 = bf16_operand(e, A, trans_a ? K : M, trans_a ? M : K, lda, &ts->a16,
+                                   &ts->a16_cap, &lda16);
+    const bf16 *B16 = bf16_operand(e, B, trans_b ? N : K, trans_b ? K : N, ldb, &ts->b16,
+                                   &ts->b16_cap, &ldb16);
     /* Split the longer of M and N into blocks of TD_GEMM_BLOCK. */
     bool split_rows = M >= N;
     int64_t len = split_rows ? M : N;
@@ -275,13 +322,6 @@ static void gemm_bf16(td_gemm_engine *e, bool trans_a, bool trans_b, int64_t M, 
     else last.N = tail;
     const prim_entry *pe_full = n_blocks > 1 ? get_primitive(e, &full) : NULL;
     const prim_entry *pe_last = get_primitive(e, &last);
-    int threads = omp_get_max_threads();
-    TD_ASSERT(threads <= TD_MAX_THREADS);
-    size_t need = pe_last->scratch_bytes;
-    if (pe_full && pe_full->scratch_bytes > need) need = pe_full->scratch_bytes;
-    reserve_scratch(e, need, threads);
-    for (int t = 0; t < threads; t++)
-        if (!e->streams[t]) DNNL_CHECK(dnnl_stream_create(&e->streams[t], e->dnnl, dnnl_stream_default_flags));
 
     /* Always inside a parallel region, even for one block: oneDNN then runs
      * on the calling thread alone. */
@@ -419,12 +459,13 @@ void td_gemm_engine_free(td_gemm_engine *e)
         free(e->cache);
     }
     for (int t = 0; t < TD_MAX_THREADS; t++) {
-        if (e->streams[t]) dnnl_stream_destroy(e->streams[t]);
-        free(e->scratch[t]);
+        thread_state *ts = &e->threads[t];
+        if (ts->stream) dnnl_stream_destroy(ts->stream);
+        free(ts->scratch);
+        free(ts->a16);
+        free(ts->b16);
     }
     if (e->dnnl) dnnl_engine_destroy(e->dnnl);
-    free(e->a16);
-    free(e->b16);
     free(e->mirror);
     free(e);
 }

@@ -71,7 +71,7 @@ struct td_model_acts {
     float *dh_a, *dh_b, *dh_skip, *dq_rows;  /* (N, H) */
     float *d_r2, *d_tmp, *d_r1, *d_ctx, *dq, *dk, *dv; /* (N, H) */
     float *d_g, *d_f1;           /* (N, I) */
-    float *d_att;                /* (T, T) */
+    float *d_att;                /* (B, A, T, T) */
     float *d_logits;             /* (R_max, V) */
     float *d_hm, *d_t2, *d_t1, *d_xm; /* (R_max, H) */
     float *d_pooled, *d_pool_pre, *d_cls; /* (B, H) */
@@ -283,7 +283,7 @@ static void carve_acts(carver *c, td_model_acts *a, const td_model *m)
     a->dv = CARVE_F(c, N * H);
     a->d_g = CARVE_F(c, N * I);
     a->d_f1 = CARVE_F(c, N * I);
-    a->d_att = CARVE_F(c, T * T);
+    a->d_att = CARVE_F(c, B * A * T * T);
     a->d_logits = CARVE_F(c, R * V);
     a->d_hm = CARVE_F(c, R * H);
     a->d_t2 = CARVE_F(c, R * H);

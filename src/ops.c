@@ -273,74 +273,76 @@ static void attention_dropout_rows(float *x, const float *src, const td_dropout_
     }
 }
 
-void td_attention_forward(td_gemm_engine *eng, float *ctx, float *p, float *pd, const float *q, const float *k,
-                          const float *v, const float *key_bias, const td_dropout_ctx *drop,
-                          int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D, td_math math)
+/* One (sequence, head) pair a thread: the pairs are independent (each
+ * writes its own columns of ctx, dq, dk, dv and its own probabilities), so
+ * they run in parallel, each product single-threaded inside (td_gemm in a
+ * parallel region); the same operations for any thread count. */
+void td_attention_forward(td_gemm_engine *eng, float *ctx, float *p, float *pd, const float *q,
+                          const float *k, const float *v, const float *key_bias,
+                          const td_dropout_ctx *drop, int64_t B, int64_t Tq, int64_t Tk, int64_t A,
+                          int64_t D, td_math math)
 {
     const int64_t H = A * D;
     const float scale = 1.0f / sqrtf((float)D);
-    for (int64_t b = 0; b < B; b++) {
-        for (int64_t h = 0; h < A; h++) {
-            const float *qbh = q + b * Tq * H + h * D;
-            const float *kbh = k + b * Tk * H + h * D;
-            const float *vbh = v + b * Tk * H + h * D;
-            float *pbh = p + (b * A + h) * Tq * Tk;
-            float *pdbh = pd + (b * A + h) * Tq * Tk;
-            td_gemm(eng, false, true, Tq, Tk, D, scale, qbh, H, kbh, H, 0.0f, pbh, Tk);
-            const float *bias = key_bias + b * Tk;
-            #pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < Tq; i++) {
-                float *row = pbh + i * Tk;
-                float mx = -INFINITY;
-                for (int64_t j = 0; j < Tk; j++) {
-                    row[j] += bias[j];
-                    if (row[j] > mx) mx = row[j];
-                }
-                /* exp first (vectorizes), then the sum in order */
-                for (int64_t j = 0; j < Tk; j++) row[j] = exp_by(math, row[j] - mx);
-                float sum = 0;
-                for (int64_t j = 0; j < Tk; j++) sum += row[j];
-                float inv = 1.0f / sum;
-                for (int64_t j = 0; j < Tk; j++) row[j] *= inv;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t bh = 0; bh < B * A; bh++) {
+        const int64_t b = bh / A, h = bh % A;
+        const float *qbh = q + b * Tq * H + h * D;
+        const float *kbh = k + b * Tk * H + h * D;
+        const float *vbh = v + b * Tk * H + h * D;
+        float *pbh = p + bh * Tq * Tk;
+        float *pdbh = pd + bh * Tq * Tk;
+        td_gemm(eng, false, true, Tq, Tk, D, scale, qbh, H, kbh, H, 0.0f, pbh, Tk);
+        const float *bias = key_bias + b * Tk;
+        for (int64_t i = 0; i < Tq; i++) {
+            float *row = pbh + i * Tk;
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < Tk; j++) {
+                row[j] += bias[j];
+                if (row[j] > mx) mx = row[j];
             }
-            if (drop->p > 0.0f) attention_dropout_rows(pdbh, pbh, drop, b, h, Tq, Tk);
-            else if (pdbh != pbh) memcpy(pdbh, pbh, (size_t)(Tq * Tk) * sizeof(float));
-            td_gemm(eng, false, false, Tq, D, Tk, 1.0f, pdbh, Tk, vbh, H, 0.0f,
-                    ctx + b * Tq * H + h * D, H);
+            /* exp first (vectorizes), then the sum in order */
+            for (int64_t j = 0; j < Tk; j++) row[j] = exp_by(math, row[j] - mx);
+            float sum = 0;
+            for (int64_t j = 0; j < Tk; j++) sum += row[j];
+            float inv = 1.0f / sum;
+            for (int64_t j = 0; j < Tk; j++) row[j] *= inv;
         }
+        if (drop->p > 0.0f) attention_dropout_rows(pdbh, pbh, drop, b, h, Tq, Tk);
+        else if (pdbh != pbh) memcpy(pdbh, pbh, (size_t)(Tq * Tk) * sizeof(float));
+        td_gemm(eng, false, false, Tq, D, Tk, 1.0f, pdbh, Tk, vbh, H, 0.0f, ctx + b * Tq * H + h * D, H);
     }
 }
 
-void td_attention_backward(td_gemm_engine *eng, float *dq, float *dk, float *dv, float *scratch, const float *dctx,
-                           const float *p, const float *pd, const float *q, const float *k,
-                           const float *v, const td_dropout_ctx *drop, int64_t B, int64_t Tq,
-                           int64_t Tk, int64_t A, int64_t D)
+void td_attention_backward(td_gemm_engine *eng, float *dq, float *dk, float *dv, float *scratch,
+                           const float *dctx, const float *p, const float *pd, const float *q,
+                           const float *k, const float *v, const td_dropout_ctx *drop, int64_t B,
+                           int64_t Tq, int64_t Tk, int64_t A, int64_t D)
 {
     const int64_t H = A * D;
     const float scale = 1.0f / sqrtf((float)D);
-    for (int64_t b = 0; b < B; b++) {
-        for (int64_t h = 0; h < A; h++) {
-            const int64_t qo = b * Tq * H + h * D, ko = b * Tk * H + h * D;
-            const float *pbh = p + (b * A + h) * Tq * Tk;
-            const float *pdbh = pd + (b * A + h) * Tq * Tk;
-            float *ds = scratch; /* (Tq, Tk): dPd, then dP, then dS */
-            /* dV += Pd^T dctx ; dPd = dctx V^T */
-            td_gemm(eng, true, false, Tk, D, Tq, 1.0f, pdbh, Tk, dctx + qo, H, 1.0f, dv + ko, H);
-            td_gemm(eng, false, true, Tq, Tk, D, 1.0f, dctx + qo, H, v + ko, H, 0.0f, ds, Tk);
-            if (drop->p > 0.0f) attention_dropout_rows(ds, ds, drop, b, h, Tq, Tk);
-            /* softmax backward: dS = P * (dP - sum_j dP P) */
-            #pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < Tq; i++) {
-                const float *prow = pbh + i * Tk;
-                float *drow = ds + i * Tk;
-                float dot = 0;
-                for (int64_t j = 0; j < Tk; j++) dot += drow[j] * prow[j];
-                for (int64_t j = 0; j < Tk; j++) drow[j] = prow[j] * (drow[j] - dot);
-            }
-            /* dQ += scale dS K ; dK += scale dS^T Q */
-            td_gemm(eng, false, false, Tq, D, Tk, scale, ds, Tk, k + ko, H, 1.0f, dq + qo, H);
-            td_gemm(eng, true, false, Tk, D, Tq, scale, ds, Tk, q + qo, H, 1.0f, dk + ko, H);
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t bh = 0; bh < B * A; bh++) {
+        const int64_t b = bh / A, h = bh % A;
+        const int64_t qo = b * Tq * H + h * D, ko = b * Tk * H + h * D;
+        const float *pbh = p + bh * Tq * Tk;
+        const float *pdbh = pd + bh * Tq * Tk;
+        float *ds = scratch + bh * Tq * Tk; /* (Tq, Tk): dPd, then dP, then dS */
+        /* dV += Pd^T dctx ; dPd = dctx V^T */
+        td_gemm(eng, true, false, Tk, D, Tq, 1.0f, pdbh, Tk, dctx + qo, H, 1.0f, dv + ko, H);
+        td_gemm(eng, false, true, Tq, Tk, D, 1.0f, dctx + qo, H, v + ko, H, 0.0f, ds, Tk);
+        if (drop->p > 0.0f) attention_dropout_rows(ds, ds, drop, b, h, Tq, Tk);
+        /* softmax backward: dS = P * (dP - sum_j dP P) */
+        for (int64_t i = 0; i < Tq; i++) {
+            const float *prow = pbh + i * Tk;
+            float *drow = ds + i * Tk;
+            float dot = 0;
+            for (int64_t j = 0; j < Tk; j++) dot += drow[j] * prow[j];
+            for (int64_t j = 0; j < Tk; j++) drow[j] = prow[j] * (drow[j] - dot);
         }
+        /* dQ += scale dS K ; dK += scale dS^T Q */
+        td_gemm(eng, false, false, Tq, D, Tk, scale, ds, Tk, k + ko, H, 1.0f, dq + qo, H);
+        td_gemm(eng, true, false, Tk, D, Tq, scale, ds, Tk, q + qo, H, 1.0f, dk + ko, H);
     }
 }
 

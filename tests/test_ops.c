@@ -798,7 +798,7 @@ static void attention_grad_case(float p_drop, bool pd_is_p)
     check_close("attention forward", ctx, c.ctx, B * Tq * H, 1e-5, 1e-2);
 
     float *dq = falloc(B * Tq * H), *dk = falloc(B * Tk * H), *dv = falloc(B * Tk * H),
-          *scratch = falloc(Tq * Tk);
+          *scratch = falloc(B * A * Tq * Tk);
     td_attention_backward(NULL, dq, dk, dv, scratch, c.G, P, Pd, c.q, c.k, c.v, &drop, B, Tq, Tk, A, D);
     /* FD of the double reference, h = 1e-3: truncation ~1e-6 of the
      * gradient's scale; the float backward (softmax in float, GEMMs over
@@ -1152,7 +1152,7 @@ static int64_t run_threaded(float *out, int threads)
             .p = 0.1f, .seed = 3, .step = 1, .site = 22, .sample_ids = sid, .T_full = T};
         float *q = frand(B * T * H, -1, 1, 100), *k = frand(B * T * H, -1, 1, 101),
               *v = frand(B * T * H, -1, 1, 102);
-        float *kb = falloc(B * T), *dctx = frand(B * T * H, -1, 1, 103), *scratch = falloc(T * T);
+        float *kb = falloc(B * T), *dctx = frand(B * T * H, -1, 1, 103), *scratch = falloc(B * A * T * T);
         for (int64_t t = 15; t < T; t++) kb[T + t] = -10000.0f;
         float *ctx = out + o, *P = ctx + B * T * H, *Pd = P + B * A * T * T;
         td_attention_forward(NULL, ctx, P, Pd, q, k, v, kb, &drop, B, T, T, A, D, TD_MATH_LIBM);

@@ -74,7 +74,7 @@ void td_dropout_backward(float *din, const float *dout, const td_dropout_ctx *ct
 void td_attention_forward(td_gemm_engine *eng, float *ctx, float *p, float *pd, const float *q, const float *k,
                           const float *v, const float *key_bias, const td_dropout_ctx *drop,
                           int64_t B, int64_t Tq, int64_t Tk, int64_t A, int64_t D, td_math math);
-/* dq, dk, dv += gradients from dctx; scratch holds Tq * Tk floats. */
+/* dq, dk, dv += gradients from dctx; scratch holds B * A * Tq * Tk floats. */
 void td_attention_backward(td_gemm_engine *eng, float *dq, float *dk, float *dv, float *scratch, const float *dctx,
                            const float *p, const float *pd, const float *q, const float *k,
                            const float *v, const td_dropout_ctx *drop, int64_t B, int64_t Tq,
