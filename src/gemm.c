@@ -91,6 +91,13 @@ struct td_gemm_engine {
     int cache_used;
     prim_entry **overflow; /* made while the cache was full inside a parallel region */
     int n_overflow;
+    struct held_operand {   /* td_gemm_engine_hold: a matrix rounded once for several products */
+        const float *src;   /* NULL: slot free */
+        bool valid;         /* buf holds src rounded as rows x cols, leading dimension ld */
+        int64_t rows, cols, ld;
+        bf16 *buf;
+        size_t cap;
+    } held[2];
     const float *mirror_of; /* the mirrored fp32 block, its bf16 copy, size */
     bf16 *mirror;
     int64_t mirror_n;
@@ -273,9 +280,23 @@ static void run_primitive(td_gemm_engine *e, const prim_entry *pe, const bf16 *A
     if (ms) dnnl_memory_destroy(ms);
 }
 
+/* X (rows x cols, leading dimension ld) rounded into *buf (dense). */
+static const bf16 *round_into(const float *X, int64_t rows, int64_t cols, int64_t ld, bf16 **buf,
+                              size_t *cap)
+{
+    size_t need = (size_t)(rows * cols);
+    if (need > *cap) {
+        free(*buf);
+        *buf = td_xmalloc(need * sizeof(bf16) + 64);
+        *cap = need;
+    }
+    round_matrix(*buf, X, rows, cols, ld);
+    return *buf;
+}
+
 /* The bf16 form of operand X (stored rows x cols, leading dimension ld):
- * the mirror's copy when X lies in the mirrored block, else X rounded into
- * buf (dense, *ld_out = cols). */
+ * the mirror's copy when X lies in the mirrored block, the held rounding
+ * when X is held, else X rounded into buf (dense, *ld_out = cols). */
 static const bf16 *bf16_operand(td_gemm_engine *e, const float *X, int64_t rows, int64_t cols,
                                 int64_t ld, bf16 **buf, size_t *cap, int64_t *ld_out)
 {
@@ -285,15 +306,41 @@ static const bf16 *bf16_operand(td_gemm_engine *e, const float *X, int64_t rows,
         *ld_out = ld;
         return e->mirror + (X - e->mirror_of);
     }
-    size_t need = (size_t)(rows * cols);
-    if (need > *cap) {
-        free(*buf);
-        *buf = td_xmalloc(need * sizeof(bf16) + 64);
-        *cap = need;
-    }
-    round_matrix(*buf, X, rows, cols, ld);
     *ld_out = cols;
-    return *buf;
+    for (int i = 0; i < 2; i++) {
+        struct held_operand *hd = &e->held[i];
+        if (hd->src != X) continue;
+        if (!hd->valid || hd->rows != rows || hd->cols != cols || hd->ld != ld) {
+            round_into(X, rows, cols, ld, &hd->buf, &hd->cap);
+            *hd = (struct held_operand){X, true, rows, cols, ld, hd->buf, hd->cap};
+        }
+        return hd->buf;
+    }
+    return round_into(X, rows, cols, ld, buf, cap);
+}
+
+void td_gemm_engine_hold(td_gemm_engine *e, const float *X)
+{
+    if (!e || e->precision != TD_PRECISION_BF16 || !X) return;
+    for (int i = 0; i < 2; i++)
+        if (!e->held[i].src) {
+            e->held[i].src = X;
+            e->held[i].valid = false;
+            return;
+        }
+    TD_ASSERT(!"td_gemm_engine_hold: more than two operands held");
+}
+
+void td_gemm_engine_release(td_gemm_engine *e, const float *X)
+{
+    if (!e || e->precision != TD_PRECISION_BF16 || !X) return;
+    for (int i = 0; i < 2; i++)
+        if (e->held[i].src == X) {
+            e->held[i].src = NULL;
+            e->held[i].valid = false;
+            return;
+        }
+    TD_ASSERT(!"td_gemm_engine_release: operand not held");
 }
 
 static void gemm_bf16(td_gemm_engine *e, bool trans_a, bool trans_b, int64_t M, int64_t N,
@@ -465,6 +512,7 @@ void td_gemm_engine_free(td_gemm_engine *e)
         free(ts->a16);
         free(ts->b16);
     }
+    for (int i = 0; i < 2; i++) free(e->held[i].buf);
     if (e->dnnl) dnnl_engine_destroy(e->dnnl);
     free(e->mirror);
     free(e);

@@ -449,9 +449,11 @@ static void layer_forward(td_model *m, int64_t l)
     const int64_t B = m->acts->args.batch->B, H = m->H, I = m->I;
     const int64_t nq = B * pl->Tq, nk = B * pl->Tk;
 
+    td_gemm_engine_hold(m->gemm, pl->xkv); /* read by the key and value (and query) projections */
     td_linear_forward(m->gemm, la->q, pl->xq, w->q_w, w->q_b, nq, H, H);
     td_linear_forward(m->gemm, la->k, pl->xkv, w->k_w, w->k_b, nk, H, H);
     td_linear_forward(m->gemm, la->v, pl->xkv, w->v_w, w->v_b, nk, H, H);
+    td_gemm_engine_release(m->gemm, pl->xkv);
     td_dropout_ctx att_drop = dropout_ctx(m, (float)m->cfg.attention_dropout, site_of(l, 0), pl);
     td_attention_forward(m->gemm, la->ctx, la->p, la->pd, la->q, la->k, la->v, pl->key_bias, &att_drop, B,
                          pl->Tq, pl->Tk, m->A, m->D, m->math);
@@ -654,8 +656,10 @@ static void layer_backward_kv(td_model *m, int64_t l, float *dxkv)
     const td_layer_tensors *w = &m->p.layers[l];
     td_layer_tensors *gw = &m->g.layers[l];
     const int64_t nk = a->args.batch->B * pl->Tk, H = m->H;
+    td_gemm_engine_hold(m->gemm, pl->xkv); /* read by both weight gradients */
     td_linear_backward(m->gemm, dxkv, gw->k_w, gw->k_b, a->dk, pl->xkv, w->k_w, nk, H, H);
     td_linear_backward(m->gemm, dxkv, gw->v_w, gw->v_b, a->dv, pl->xkv, w->v_w, nk, H, H);
+    td_gemm_engine_release(m->gemm, pl->xkv);
 }
 
 /* Backward of both heads into dh (B*T, H), the gradient of the last layer's output. */

@@ -41,8 +41,10 @@ void td_linear_backward(td_gemm_engine *eng, float *din, float *dw, float *db, c
                         const float *w, int64_t N, int64_t IN, int64_t OUT)
 {
     if (N == 0) return;
+    td_gemm_engine_hold(eng, dout); /* read by both products */
     if (din) td_gemm(eng, false, false, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
     td_gemm(eng, true, false, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    td_gemm_engine_release(eng, dout);
     add_column_sums(db, dout, N, OUT);
 }
 

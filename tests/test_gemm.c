@@ -179,6 +179,32 @@ static void test_mirror(void **state)
     td_gemm_engine_free(e);
 }
 
+/* A held operand is rounded once: the products give the same bits as
+ * without holding it, and after the release a changed matrix is seen. */
+static void test_hold(void **state)
+{
+    (void)state;
+    td_gemm_engine *e = bf16_engine();
+    const int64_t M = 50, N = 20, K = 30;
+    float *X = random_matrix(M, K, K, 9), *W1 = random_matrix(N, K, K, 10);
+    float *C1 = calloc((size_t)(M * N), sizeof(float)), *C2 = calloc((size_t)(M * N), sizeof(float));
+    float *D1 = calloc((size_t)(K * N), sizeof(float)), *D2 = calloc((size_t)(K * N), sizeof(float));
+    td_gemm(e, false, true, M, N, K, 1.0f, X, K, W1, K, 0.0f, C1, N);
+    td_gemm(e, true, false, K, N, M, 1.0f, X, K, C1, N, 0.0f, D1, N); /* X as op(A) = X^T */
+    td_gemm_engine_hold(e, X);
+    td_gemm(e, false, true, M, N, K, 1.0f, X, K, W1, K, 0.0f, C2, N);
+    td_gemm(e, false, true, M, N, K, 1.0f, X, K, W1, K, 0.0f, C2, N); /* the held rounding */
+    td_gemm(e, true, false, K, N, M, 1.0f, X, K, C2, N, 0.0f, D2, N);
+    td_gemm_engine_release(e, X);
+    assert_memory_equal(C1, C2, (size_t)(M * N) * sizeof(float));
+    assert_memory_equal(D1, D2, (size_t)(K * N) * sizeof(float));
+    for (int64_t i = 0; i < M * K; i++) X[i] *= 2.0f;
+    td_gemm(e, false, true, M, N, K, 1.0f, X, K, W1, K, 0.0f, C2, N);
+    for (int64_t i = 0; i < M * N; i++) assert_true(C2[i] == 2.0f * C1[i]);
+    free(X), free(W1), free(C1), free(C2), free(D1), free(D2);
+    td_gemm_engine_free(e);
+}
+
 static void test_engines(void **state)
 {
     (void)state;
@@ -206,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_rounds_inputs),
         cmocka_unit_test(test_thread_count),
         cmocka_unit_test(test_mirror),
+        cmocka_unit_test(test_hold),
         cmocka_unit_test(test_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

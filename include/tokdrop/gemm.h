@@ -52,6 +52,14 @@ void td_gemm_engine_stale(td_gemm_engine *eng);
 /* Rounds the mirrored block again if it was marked stale. */
 void td_gemm_engine_sync(td_gemm_engine *eng);
 
+/* Tells the bf16 engine that X will be read, unchanged, by the next
+ * products of the calling thread until td_gemm_engine_release(eng, X): it
+ * is rounded once, not once per product (a layer's input read by the query,
+ * key and value projections; a gradient read by both products of a linear
+ * backward). At most two held at a time; a no-op in fp32 and for NULL. */
+void td_gemm_engine_hold(td_gemm_engine *eng, const float *X);
+void td_gemm_engine_release(td_gemm_engine *eng, const float *X);
+
 /* C = alpha op(A) op(B) + beta C, with op(X) = X or X^T; op(A) is M x K,
  * op(B) is K x N, C is M x N; leading dimensions as in row-major CBLAS.
  * The only place in tokdrop that calls cblas_* or oneDNN. */
