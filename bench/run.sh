@@ -4,6 +4,8 @@
 # written as JSON to bench/results/. Timings, not tests: nothing here
 # passes or fails on speed.
 #   bench/run.sh BUILD_DIR [THREADS]
+# PRECISION_REPEATS (default 2) and PRECISION_MODELS ("small base") shorten
+# the precision part (about 14 minutes as it is); REPEATS the scaling part.
 set -eu
 build=${1:-build}
 threads=${2:-1}
@@ -22,7 +24,7 @@ echo "bench: synthetic shard (bert-base vocab, seq 128)" >&2
 /usr/bin/python3 "$here/make_shard.py" "$work/shard.h5" 64 128 20 30522
 
 echo "bench: bf16 and fp32, tokdrop and PyTorch, bert-small and bert-base (bench/precision.sh)" >&2
-precision=$("$here/precision.sh" "$build" "$work/shard.h5" "$threads" 2)
+precision=$("$here/precision.sh" "$build" "$work/shard.h5" "$threads" "${PRECISION_REPEATS:-2}")
 
 echo "bench: bert-mini data-parallel scaling, 1 -> 2 ranks" >&2
 scaling=$("$here/scaling.sh" "$build" "$work/shard.h5" 30522 2)
