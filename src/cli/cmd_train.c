@@ -51,12 +51,7 @@ static int threads_per_rank(const td_config *cfg, const td_dist *dist)
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int allowed = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)online;
     if (allowed < online) return allowed > 0 ? allowed : 1;
-    MPI_Comm node;
-    int on_node = 1;
-    MPI_Comm_split_type(dist->comm, MPI_COMM_TYPE_SHARED, dist->rank, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &on_node);
-    MPI_Comm_free(&node);
-    int n = (int)(online / on_node);
+    int n = (int)(online / td_dist_ranks_on_node(dist));
     return n > 0 ? n : 1;
 }
 
