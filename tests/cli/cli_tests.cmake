@@ -41,3 +41,11 @@ add_test(NAME cli_bf16_docs
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/bf16_docs.sh $<TARGET_FILE:tokdrop-bin>
                  $<TARGET_FILE:tokdrop-prep> ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_bf16_docs)
 set_tests_properties(cli_bf16_docs PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+
+# A corpus larger than data.memory_mb: flat resident memory through more
+# than an epoch of 48 shards, and a bit-identical resume in the middle of a
+# file.
+add_test(NAME cli_streaming
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/streaming.sh $<TARGET_FILE:tokdrop-bin>
+                 ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_streaming)
+set_tests_properties(cli_streaming PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
