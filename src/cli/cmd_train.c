@@ -144,18 +144,38 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_end(j);
 }
 
-/* Set by SIGTERM/SIGUSR1 (Slurm preemption, scancel, --signal): the run
- * finishes its step, checkpoints and exits with TD_EXIT_STOPPED. */
-static volatile sig_atomic_t stop_requested = 0;
+/* Set by SIGTERM/SIGUSR1 (Slurm --signal, scancel --signal, mpirun's
+ * forwarding of SIGUSR1): the run finishes its step, checkpoints and exits
+ * with TD_EXIT_STOPPED. Holds the signal's number. */
+static volatile sig_atomic_t stop_signal = 0;
+
+/* Open MPI's mpirun cannot forward SIGTERM: on SIGTERM it ends the job
+ * itself (exit status 1; its ranks get SIGCONT, SIGTERM a second later and
+ * SIGKILL a second after that), whatever the ranks do. Rank 0 says so when
+ * SIGTERM reaches it under mpirun, since the job's exit status will not. */
+static char mpirun_sigterm_note[512];
+static size_t mpirun_sigterm_note_len = 0;
 
 static void on_stop_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGTERM && mpirun_sigterm_note_len > 0 && stop_signal == 0)
+        (void)!write(STDERR_FILENO, mpirun_sigterm_note, mpirun_sigterm_note_len);
+    stop_signal = sig;
 }
 
-static void install_stop_handlers(void)
+/* Installed before set-up: a signal that arrives while the data loads
+ * stops the run after its first step rather than killing it. */
+static void install_stop_handlers(const td_dist *dist)
 {
+    /* an mpirun (ORTE) launch is the one that sets the HNP's address */
+    if (dist->rank == 0 && getenv("OMPI_MCA_orte_hnp_uri")) {
+        snprintf(mpirun_sigterm_note, sizeof(mpirun_sigterm_note),
+                 "tokdrop: rank 0: SIGTERM under Open MPI's mpirun: if mpirun got it too, it ends "
+                 "the job with status 1 and kills the ranks, checkpoint or not; send SIGUSR1 to "
+                 "mpirun to stop at a checkpoint with status 75 (README, \"Stop signals and "
+                 "launchers\")\n");
+        mpirun_sigterm_note_len = strlen(mpirun_sigterm_note);
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop_signal;
@@ -238,6 +258,7 @@ int td_cmd_train(int argc, char **argv)
     int threads = threads_per_rank(&cfg, &dist);
     td_blas_set_threads(threads);
     td_cli_log_precision(&dist, &cfg, threads);
+    if (!dump_path) install_stop_handlers(&dist);
 
     /* everything that can fail on a bad path or file comes before run.dir
      * is touched, so such a run leaves nothing behind */
@@ -297,7 +318,6 @@ int td_cmd_train(int argc, char **argv)
         st = td_error_set(&err, TD_ERR_MPI, "rank 0 could not set up the run directory %s", cfg.run.dir);
 
     tr.watchdog = td_watchdog_start(&dist, td_watchdog_timeout_from_env());
-    install_stop_handlers();
     double elapsed = 0;     /* seconds of training and evaluation since the start or resume */
     int64_t steps_done = 0; /* by this invocation */
     while (st == TD_OK && tr.step < cfg.train.steps) {
@@ -331,16 +351,20 @@ int td_cmd_train(int argc, char **argv)
                    (long long)s.step, r.mlm_loss, r.mlm_acc, r.nsp_loss, r.nsp_acc,
                    (long long)r.sequences);
         }
-        /* every rank learns of a signal to any rank at the same step */
+        /* every rank learns of a signal to any rank at the same step; a
+         * signal during the last step changes nothing: the run is done */
         td_watchdog_beat(tr.watchdog, "agreeing with the other ranks on stop signals");
-        bool stopped = td_dist_any_failed(&dist, stop_requested != 0);
+        int sig = stop_signal;
+        bool stopped = td_dist_any_failed(&dist, sig != 0) && !last;
         bool ckpt_due = cfg.run.checkpoint_every > 0 && s.step % cfg.run.checkpoint_every == 0;
         if (ckpt_due || last || stopped) {
             if ((st = td_trainer_save(&tr, &err)) != TD_OK) break;
             td_log(&dist, "checkpoint at step %lld", (long long)s.step);
         }
         if (stopped) {
-            td_log(&dist, "stopped by a signal after step %lld; run again to continue", (long long)s.step);
+            td_log(&dist, "stopped by %s after step %lld; run again to continue",
+                   sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal to another rank",
+                   (long long)s.step);
             exit_code = TD_EXIT_STOPPED;
             break;
         }
