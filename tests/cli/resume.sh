@@ -3,22 +3,26 @@
 #  1. a run that crashed after step 15 with only its step-10 checkpoint
 #     (and a torn last metrics line) is run again: it resumes by itself,
 #     drops the metrics and eval rows past step 10 and equals 20
-#     uninterrupted steps bit for bit (metrics, eval, parameters), in fp32
-#     and bf16 where the CPU runs it;
+#     uninterrupted steps bit for bit (metrics, eval, parameters), in fp32,
+#     bf16 where the CPU runs it, on 2 MPI ranks over TCP on loopback and on
+#     4 ranks (oversubscribed);
 #  2. running a finished run again says so and changes nothing;
 #  3. a corrupt newest checkpoint is reported and the one before is used;
 #  4. tokdrop eval on a checkpoint prints the evaluation JSON.
 # Stop signals: stop_signal.sh.
-#   resume.sh TOKDROP SOURCE_DIR WORKDIR
+#   resume.sh TOKDROP MPIEXEC SOURCE_DIR WORKDIR
 set -u
 tokdrop=$1
-src=$2
-work=$3
+mpiexec=$2
+src=$3
+work=$4
 . "$src/tests/cli/common.sh"
 cfg="$work/fx/configs/b.yaml"
 common="--set model.hidden_dropout=0.1 --set model.attention_dropout=0.1 --set run.log_every=1
         --set train.micro_batch=4 --set run.keep_checkpoints=3
         --set data.eval=$work/fx/train/*.h5 --set run.eval_every=5"
+# Open MPI forced onto TCP over loopback (the network path between nodes)
+tcp="--mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include lo"
 
 # 1. $launch (empty: no launcher) runs every invocation
 resume_case() { # name, extra tokdrop arguments
@@ -71,6 +75,11 @@ if bf16_available; then
 else
     echo "resume: bf16 case not run: $bf16_why"
 fi
+launch="$mpiexec -n 2 $tcp"
+resume_case "_tcp2" --set train.threads=1
+launch="$mpiexec -n 4"
+resume_case "_np4" --set train.threads=1
+launch=""
 
 # 2. a finished run, run again: exit 0, says so, touches nothing
 cp -r "$work/straight" "$work/finished_before"
