@@ -11,7 +11,9 @@
  *     checksum        fixed-length string  16 lower-case hex digits (below)
  *   datasets
  *     config          scalar fixed-length string: the resolved config YAML
- *     data_cursors    int64 (n_ranks, 2): each rank's (epoch, index)
+ *     data_cursors    int64 (n_ranks, 3): each rank's (epoch, index, window);
+ *                     files written before the streaming reader hold
+ *                     (n_ranks, 2), read as window 0 (data.h)
  *     importance      float32 (V); absent when the run keeps no table
  *     param/<name>    float32, the tensor's shape; <name> is the HF name
  *     optim/m/<name>  float32, LAMB first moment, same shape
@@ -476,12 +478,13 @@ static td_status write_file(const char *path, const td_ckpt *c, const td_tensor_
     w_attr_num(&w, "n_ranks", H5T_STD_I32LE, H5T_NATIVE_INT32, &n_ranks);
 
     w_dataset(&w, "config", KIND_STR, 0, NULL, c->config_yaml ? c->config_yaml : "");
-    int64_t *cursors = td_xmalloc((size_t)c->n_ranks * 2 * sizeof(int64_t)); /* (n_ranks, 2) */
+    int64_t *cursors = td_xmalloc((size_t)c->n_ranks * 3 * sizeof(int64_t)); /* (n_ranks, 3) */
     for (int r = 0; r < c->n_ranks; r++) {
-        cursors[2 * r] = c->cursors[r].epoch;
-        cursors[2 * r + 1] = c->cursors[r].index;
+        cursors[3 * r] = c->cursors[r].epoch;
+        cursors[3 * r + 1] = c->cursors[r].index;
+        cursors[3 * r + 2] = c->cursors[r].window;
     }
-    hsize_t dc[2] = {(hsize_t)c->n_ranks, 2};
+    hsize_t dc[2] = {(hsize_t)c->n_ranks, 3};
     w_dataset(&w, "data_cursors", KIND_I64, 2, dc, cursors);
     free(cursors);
     if (c->V > 0) {
@@ -1034,6 +1037,7 @@ static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, c
     if (st != TD_OK) return st;
     char *config = NULL;
     int64_t *cursors = NULL;
+    int cursor_width = 3;
     hid_t ds = -1;
 
     char format[64], checksum[64];
@@ -1083,15 +1087,16 @@ static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, c
     st =
         r_dataset_open(&ds, &ndim, dims, &r, r.file, "data_cursors", "data_cursors", KIND_I64, err);
     if (st != TD_OK) goto done;
-    if (ndim != 2 || dims[0] != (hsize_t)n_ranks || dims[1] != 2) {
+    if (ndim != 2 || dims[0] != (hsize_t)n_ranks || (dims[1] != 2 && dims[1] != 3)) {
         char have_s[64];
         fmt_shape(have_s, sizeof(have_s), ndim, dims);
         st = td_error_set(err, TD_ERR_FORMAT,
-                          "%s: dataset data_cursors has shape %s, expected [%lld, 2]", path, have_s,
+                          "%s: dataset data_cursors has shape %s, expected [%lld, 3]", path, have_s,
                           (long long)n_ranks);
         goto done;
     }
-    cursors = td_xmalloc((size_t)n_ranks * 2 * sizeof(int64_t)); /* (n_ranks, 2) */
+    cursor_width = (int)dims[1];
+    cursors = td_xcalloc((size_t)n_ranks * 3, sizeof(int64_t)); /* (n_ranks, cursor_width) */
     st = r_dataset_read(&r, ds, "data_cursors", KIND_I64, ndim, dims, cursors, err);
     H5Dclose(ds);
     ds = -1;
@@ -1158,8 +1163,8 @@ static td_status ckpt_load(const char *path, td_ckpt *want, bool *ranks_match, c
         bool match = n_ranks == want->n_ranks;
         if (match) {
             for (int64_t i = 0; i < n_ranks; i++) {
-                want->cursors[i].epoch = cursors[2 * i];
-                want->cursors[i].index = cursors[2 * i + 1];
+                const int64_t *c = cursors + cursor_width * i;
+                want->cursors[i] = (td_data_cursor){c[0], c[1], cursor_width == 3 ? c[2] : 0};
             }
         }
         if (ranks_match) *ranks_match = match;

@@ -81,6 +81,7 @@ static const key_spec keys[] = {
     K_INT("data", "seq_len", data.seq_len),
     K_INT("data", "max_pred", data.max_pred),
     K_ENUM("data", "masking", data.masking, masking_names),
+    K_INT("data", "memory_mb", data.memory_mb),
     K_INT("train", "steps", train.steps),
     K_INT("train", "micro_batch", train.micro_batch),
     K_INT("train", "accumulation", train.accumulation),
@@ -1071,6 +1072,7 @@ td_status td_config_validate(const td_config *cfg, td_error *err)
     CHECK(need_at_least(err, "data.seq_len", d->seq_len, 2));
     CHECK(need_within(err, "data.seq_len", d->seq_len, 2, m->max_position, "model.max_position"));
     CHECK(need_within(err, "data.max_pred", d->max_pred, 1, d->seq_len, "data.seq_len"));
+    CHECK(need_within(err, "data.memory_mb", d->memory_mb, 0, (int64_t)1 << 30, "MiB; 0 = sized for the node"));
 
     const td_drop_config *td = &cfg->token_drop;
     if (td->enabled) {

@@ -1,45 +1,42 @@
-/* Training data (SPEC section 5): NVIDIA-format HDF5 shards -> one rank's
- * shuffled sample stream -> micro-batches, with optional dynamic masking.
+/* Training data (SPEC section 5): one rank's shard files -> a stream of
+ * samples read through a bounded window -> micro-batches, with optional
+ * dynamic masking.
  *
- * Reading strategy: at td_data_open each rank reads the rows it owns wholly
- * into memory, narrowed to the smallest unsigned width that holds every
- * valid value (ids: 1, 2 or 4 bytes from vocab_size; masks, segments, NSP
- * labels: 1 byte; positions: 1 or 2 bytes from seq_len). We chose this over
- * a streaming reader because the epoch order is a full permutation of the
- * rank's samples across all of its files (SPEC 5: a batch may span files),
- * which needs random access to any row; serving that from gzip-chunked HDF5
- * files would decompress a chunk per sample and need a prefetch thread
- * (HDF5 serial builds are not thread-safe) to stay off the step's critical
- * path. In memory, td_data_next is a few memcpy-sized loops and never
- * stalls. Narrowing makes a BERT sample (T=128, P=20, V=30522) take ~590
- * bytes with its order entries instead of ~1.7 KB as int32, so the default
- * budget of 4 GiB per rank holds ~7M samples. A rank whose share exceeds the
- * budget gets a clear error at open (how much it needs, how to fix it)
- * instead of swapping; the environment variable TOKDROP_DATA_MEMORY_MB sets
- * another budget (there is no config key for it in SPEC section 8).
+ * The stream of an epoch. A rank's owned files are put in an order that is
+ * reshuffled every epoch from the seed; their owned rows, in file order,
+ * form the epoch's stream of n_local samples. The stream is cut into chunks
+ * of `window` samples, and the samples of each chunk are shuffled (key:
+ * seed, epoch, chunk), so a batch may span files and the order is a pure
+ * function of (seed, epoch, position, window): the cursor (epoch, position)
+ * resumes it bit-identically, in the middle of a file too.
  *
- * Every value is validated at open (ids in [0, V), masks/segments/labels in
- * {0, 1}, positions in [0, T)), so a bad shard fails before training starts
- * and the model can index embeddings without checks. */
+ * Memory. data.memory_mb bounds the samples a rank holds. When the rank's
+ * whole share fits, it is loaded once and each epoch is one chunk: a full
+ * shuffle of the share, and no file is read again (this is also the order
+ * that checkpoints from before streaming describe). Otherwise two chunks of
+ * half the budget each are held: the one being served and the next, which
+ * a background thread loads while the steps run, so a step waits for the
+ * file system only when the disk is slower than training. This is what
+ * NVIDIA's loader does (file order shuffled per epoch, the next file read
+ * ahead), with the shuffle over a window instead of within a file.
+ *
+ * Samples are kept narrowed and validated (data_shard.h): a bad value in a
+ * shard is reported when its chunk is loaded, naming file, dataset, row and
+ * column. */
 #include "tokdrop/data.h"
 
-#include <errno.h>
-#include <glob.h>
-#include <hdf5.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "h5util.h"
+#include "data_shard.h"
 #include "tokdrop/rng.h"
 
-#define TD_DATA_DEFAULT_BUDGET_MB 4096
-#define TD_DATA_BUDGET_ENV "TOKDROP_DATA_MEMORY_MB"
-/* Rows are read in blocks of about this many int64 bytes, so the temporary
- * conversion buffers stay small whatever the shard size. */
-#define TD_DATA_BLOCK_BYTES ((int64_t)16 << 20)
+#define TD_DATA_DEFAULT_MEMORY_MB 4096
 /* Dynamic masking rate and split (BERT, google-research/bert). */
 #define TD_MASK_RATE 0.15
 #define TD_MASK_P_MASK 0.8f
@@ -85,361 +82,175 @@ int64_t td_batch_count_masked(const td_batch *batch)
     return n;
 }
 
-/* ---- narrow in-memory columns --------------------------------------------- */
-
-/* n_elems values, each stored unsigned in width bytes (1, 2 or 4). */
-typedef struct {
-    void *p;
-    int width;
-} column;
-
-static int width_for(int64_t bound) /* values are in [0, bound) */
-{
-    return bound <= 256 ? 1 : bound <= 65536 ? 2 : 4;
-}
-
-static void col_set(column *c, int64_t i, int32_t v)
-{
-    switch (c->width) {
-    case 1: ((uint8_t *)c->p)[i] = (uint8_t)v; break;
-    case 2: ((uint16_t *)c->p)[i] = (uint16_t)v; break;
-    default: ((int32_t *)c->p)[i] = v; break;
-    }
-}
-
-static int32_t col_get(const column *c, int64_t i)
-{
-    switch (c->width) {
-    case 1: return ((const uint8_t *)c->p)[i];
-    case 2: return ((const uint16_t *)c->p)[i];
-    default: return ((const int32_t *)c->p)[i];
-    }
-}
-
 /* ---- the reader ------------------------------------------------------------ */
 
-enum { D_IDS, D_MASK, D_SEG, D_POS, D_MLM, D_NSP, D_COUNT };
-static const char *const dset_names[D_COUNT] = {
-    "input_ids",           "input_mask",    "segment_ids",
-    "masked_lm_positions", "masked_lm_ids", "next_sentence_labels",
-};
+/* A chunk of the stream in memory. The background thread fills a slot in
+ * state LOADING; only the serving thread touches a READY or EMPTY slot. */
+typedef enum { SLOT_EMPTY, SLOT_LOADING, SLOT_READY } slot_state;
+
+typedef struct {
+    td_samples s;
+    int64_t epoch, chunk; /* what it holds; epoch -1 when resident (every epoch) */
+    slot_state state;
+    td_status st;         /* of the load */
+    td_error err;
+} chunk_slot;
 
 struct td_data {
     td_data_options opt;
-    int64_t T, P, V;
-    int64_t n_total;       /* rows in all files of the glob */
-    int64_t n_local;       /* samples of this rank */
-    int64_t *global_ids;   /* (n_local) global sample id of each local sample */
-    column col[D_COUNT];   /* D_IDS..D_SEG (n_local, T), D_POS/D_MLM (n_local, P), D_NSP (n_local);
-                              D_POS/D_MLM unused (NULL) with dynamic masking */
-    int64_t *perm;         /* (n_local) local sample order of epoch perm_epoch */
-    int64_t perm_epoch;    /* -1: perm not built yet */
+    td_shard_layout layout;
+    td_shard *shards;      /* the files this rank reads, in glob order */
+    int64_t n_shards;
+    int64_t n_total;       /* samples in all files (or the limit) */
+    int64_t n_local;       /* samples of this rank per epoch */
+    bool resident;         /* the whole share fits: one chunk, loaded once */
+    int64_t window;        /* samples per chunk (n_local when resident) */
+    int64_t n_chunks;      /* per epoch */
+
+    chunk_slot slot[2];    /* slot[cur] serves; the other is loaded ahead */
+    int cur;
+    int64_t *perm;         /* (window) sample order within the served chunk */
+    int64_t perm_epoch, perm_chunk; /* what perm is for; -1: nothing yet */
     td_data_cursor cursor; /* index in [0, n_local) */
     int32_t *cand;         /* (T) scratch for dynamic masking */
+
+    /* the background loader */
+    pthread_t thread;
+    bool thread_started, quit;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t *order;        /* (n_shards) the loader's scratch: an epoch's file order */
 };
 
-typedef struct {
-    char *path;
-    int64_t n_rows;
-} shard_info;
+/* ---- the epoch's stream ------------------------------------------------------- */
 
-/* ---- glob and file probing ----------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
+/* Fisher-Yates from the end, the k-th swap drawing counter k of key. */
+static void shuffle(int64_t *a, int64_t n, uint64_t key)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    uint64_t k = 0;
+    for (int64_t i = n - 1; i >= 1; i--, k++) {
+        int64_t j = td_rng_below(key, k, (uint32_t)(i + 1));
+        int64_t tmp = a[i];
+        a[i] = a[j];
+        a[j] = tmp;
+    }
 }
 
-/* Expands the pattern into a byte-order sorted list (independent of the
- * locale, so all ranks agree on file indices). */
-static td_status expand_glob(char ***paths, int64_t *n_paths, const char *pattern, td_error *err)
+/* The order of this rank's files in an epoch: reshuffled every epoch when
+ * the stream is read in several chunks (with one chunk, the chunk's own
+ * shuffle already mixes every file). */
+static void file_order(const td_data *d, int64_t epoch, int64_t *order)
 {
-    glob_t g;
-    int rc = glob(pattern, 0, NULL, &g);
-    if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
-        if (rc == 0) globfree(&g);
-        return td_error_set(err, TD_ERR_IO, "data: no file matches '%s' (data.train / data.eval)",
-                            pattern);
+    for (int64_t i = 0; i < d->n_shards; i++) order[i] = i;
+    if (d->opt.ordered || d->n_chunks == 1) return;
+    shuffle(order, d->n_shards,
+            td_rng_key(d->opt.seed, (uint64_t)epoch, (uint64_t)d->opt.rank, TD_SITE_FILE_ORDER));
+}
+
+static int64_t chunk_len(const td_data *d, int64_t chunk)
+{
+    int64_t start = chunk * d->window, end = start + d->window;
+    return (end < d->n_local ? end : d->n_local) - start;
+}
+
+/* Loads stream positions [chunk * window, ...) of an epoch into slot->s:
+ * the pieces of the files that cover them, in the epoch's file order. */
+static td_status load_chunk(td_data *d, chunk_slot *slot, int64_t epoch, td_error *err)
+{
+    if (slot->s.cap == 0) {
+        td_status st = td_samples_alloc(&slot->s, d->window, &d->layout, err);
+        if (st != TD_OK) return st;
     }
-    if (rc != 0)
-        return td_error_set(err, TD_ERR_IO, "data: cannot expand '%s': %s", pattern,
-                            rc == GLOB_NOSPACE ? "out of memory" : "read error");
-    char **list = td_xmalloc(g.gl_pathc * sizeof(char *));
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        list[i] = strdup(g.gl_pathv[i]);
-        TD_ASSERT(list[i] != NULL);
+    slot->s.n = 0;
+    const int64_t start = slot->chunk * d->window, end = start + chunk_len(d, slot->chunk);
+    file_order(d, epoch, d->order);
+    int64_t pos = 0; /* stream position of the current file's first owned row */
+    for (int64_t k = 0; k < d->n_shards && pos < end; k++) {
+        const td_shard *sh = &d->shards[d->order[k]];
+        int64_t a = start > pos ? start : pos;
+        int64_t b = end < pos + sh->n_owned ? end : pos + sh->n_owned;
+        if (a < b) {
+            td_status st = td_shard_read(&slot->s, sh, a - pos, b - pos, &d->layout, err);
+            if (st != TD_OK) return st;
+        }
+        pos += sh->n_owned;
     }
-    qsort(list, g.gl_pathc, sizeof(char *), cmp_str);
-    *n_paths = (int64_t)g.gl_pathc;
-    *paths = list;
-    globfree(&g);
+    TD_ASSERT(slot->s.n == end - start);
     return TD_OK;
 }
 
-static void free_paths(char **paths, int64_t n)
+static void *loader_main(void *arg)
 {
-    if (!paths) return;
-    for (int64_t i = 0; i < n; i++) free(paths[i]);
-    free(paths);
+    td_data *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        chunk_slot *slot = NULL;
+        while (!d->quit && !slot) {
+            for (int i = 0; i < 2; i++)
+                if (d->slot[i].state == SLOT_LOADING) slot = &d->slot[i];
+            if (!slot) pthread_cond_wait(&d->cv, &d->mu);
+        }
+        if (d->quit) break;
+        pthread_mutex_unlock(&d->mu);
+        td_error err = {0};
+        int64_t epoch = slot->epoch < 0 ? 0 : slot->epoch;
+        td_status st = load_chunk(d, slot, epoch, &err);
+        pthread_mutex_lock(&d->mu);
+        slot->st = st;
+        slot->err = err;
+        slot->state = SLOT_READY;
+        pthread_cond_broadcast(&d->cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
 }
 
-/* Opens a shard read-only, with "not an HDF5 file" and errno-based messages
- * rather than HDF5's stack for the common cases. */
-static td_status open_shard(hid_t *file, const char *path, td_error *err)
+/* Asks the loader for (epoch, chunk) in slot i; the caller holds d->mu and
+ * has made sure that the loader is not filling slot i. */
+static void request(td_data *d, int i, int64_t epoch, int64_t chunk)
 {
-    if (access(path, R_OK) != 0)
-        return td_error_set(err, TD_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    htri_t is = H5Fis_hdf5(path);
-    if (is == 0) return td_error_set(err, TD_ERR_FORMAT, "%s: not an HDF5 file", path);
-    if (is < 0) return td_h5_fail(err, path, NULL, "H5Fis_hdf5", __FILE__, __LINE__);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0) return td_h5_fail(err, path, NULL, "H5Pcreate", __FILE__, __LINE__);
-#if H5_VERSION_GE(1, 12, 1) || (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)
-    /* Shards are read-only inputs; HDF5's file lock protects nothing here and
-     * fails on cluster filesystems mounted without flock (Lustre, some NFS). */
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
-    *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    if (*file < 0) return td_h5_fail(err, path, NULL, "H5Fopen", __FILE__, __LINE__);
-    return TD_OK;
+    d->slot[i].epoch = d->resident ? -1 : epoch;
+    d->slot[i].chunk = chunk;
+    d->slot[i].state = SLOT_LOADING;
+    pthread_cond_broadcast(&d->cv);
 }
 
-static const char *type_class_name(H5T_class_t c)
+static bool slot_holds(const td_data *d, int i, int64_t epoch, int64_t chunk)
 {
-    switch (c) {
-    case H5T_INTEGER: return "integer";
-    case H5T_FLOAT: return "float";
-    case H5T_STRING: return "string";
-    case H5T_COMPOUND: return "compound";
-    case H5T_ENUM: return "enum";
-    case H5T_ARRAY: return "array";
-    default: return "non-numeric";
-    }
+    const chunk_slot *s = &d->slot[i];
+    return s->state != SLOT_EMPTY && s->epoch == (d->resident ? -1 : epoch) && s->chunk == chunk;
 }
 
-/* Checks that dataset `name` exists and is an integer array [N] (width 0)
- * or [N, width]; returns N. width_key names the config key the width comes
- * from, for the message. */
-static td_status check_dataset(int64_t *n_rows, hid_t file, const char *path, const char *name,
-                               int64_t width, const char *width_key, td_error *err)
+/* Makes slot[cur] hold (epoch, chunk), waiting for the loader if needed,
+ * and asks for the chunk after it. */
+static td_status serve_chunk(td_data *d, int64_t epoch, int64_t chunk, td_error *err)
 {
-    td_status st = TD_OK;
-    hid_t dset = -1, space = -1, type = -1;
-    int want_rank = width ? 2 : 1;
-    char what[64];
-    snprintf(what, sizeof(what), "dataset %s", name);
-    char want[96];
-    if (width)
-        snprintf(want, sizeof(want), "[N, %lld] (%s)", (long long)width, width_key);
-    else
-        snprintf(want, sizeof(want), "[N]");
-
-    htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
-    if (exists < 0) return td_h5_fail(err, path, what, "H5Lexists", __FILE__, __LINE__);
-    if (exists == 0)
-        return td_error_set(err, TD_ERR_FORMAT,
-                            "%s: dataset %s missing, expected an integer array %s", path, name,
-                            want);
-    TD_H5(path, what, dset = H5Dopen2(file, name, H5P_DEFAULT));
-    TD_H5(path, what, type = H5Dget_type(dset));
-    H5T_class_t cls = H5Tget_class(type);
-    if (cls != H5T_INTEGER) {
-        st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s: type %s, expected an integer type",
-                          path, name, type_class_name(cls));
-        goto done;
+    if (slot_holds(d, d->cur, epoch, chunk) && d->slot[d->cur].state == SLOT_READY) return TD_OK;
+    pthread_mutex_lock(&d->mu);
+    int next = 1 - d->cur;
+    if (!slot_holds(d, next, epoch, chunk)) {
+        /* not what was read ahead (a resume, or the first chunk): wait for
+         * the loader to finish what it is doing, then ask for this one */
+        while (d->slot[next].state == SLOT_LOADING) pthread_cond_wait(&d->cv, &d->mu);
+        request(d, next, epoch, chunk);
     }
-    TD_H5(path, what, space = H5Dget_space(dset));
-    int rank = H5Sget_simple_extent_ndims(space);
-    if (rank != want_rank) {
-        st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s: rank %d, expected %d: %s", path,
-                          name, rank, want_rank, want);
-        goto done;
+    while (d->slot[next].state == SLOT_LOADING) pthread_cond_wait(&d->cv, &d->mu);
+    d->cur = next;
+    chunk_slot *s = &d->slot[next];
+    td_status st = s->st;
+    if (st != TD_OK) {
+        *err = s->err;
+        s->state = SLOT_EMPTY; /* a later call tries again */
+    } else if (!d->resident) {
+        int64_t e = chunk + 1 < d->n_chunks ? epoch : epoch + 1;
+        int64_t c = chunk + 1 < d->n_chunks ? chunk + 1 : 0;
+        request(d, 1 - next, e, c);
     }
-    hsize_t dims[2] = {0, 0};
-    TD_H5(path, what, H5Sget_simple_extent_dims(space, dims, NULL));
-    if (width && (int64_t)dims[1] != width) {
-        st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s: shape [%llu, %llu], expected %s",
-                          path, name, (unsigned long long)dims[0], (unsigned long long)dims[1],
-                          want);
-        goto done;
-    }
-    *n_rows = (int64_t)dims[0];
-done:
-    td_h5_close_id(space, H5Sclose);
-    td_h5_close_id(type, H5Tclose);
-    td_h5_close_id(dset, H5Dclose);
+    pthread_mutex_unlock(&d->mu);
     return st;
 }
 
-/* Checks the datasets of one shard and returns its row count. With dynamic
- * masking the shard's masked_lm_* are not used, so not required. */
-static td_status probe_shard(int64_t *n_rows, const char *path, const td_data_options *opt,
-                             td_error *err)
-{
-    hid_t file = -1;
-    td_status st = open_shard(&file, path, err);
-    if (st != TD_OK) return st;
-    int64_t n0 = -1;
-    for (int d = 0; d < D_COUNT; d++) {
-        if (opt->dynamic_masking && (d == D_POS || d == D_MLM)) continue;
-        int64_t width = d == D_NSP ? 0 : (d == D_POS || d == D_MLM) ? opt->max_pred : opt->seq_len;
-        const char *key = (d == D_POS || d == D_MLM) ? "data.max_pred" : "data.seq_len";
-        int64_t n = 0;
-        st = check_dataset(&n, file, path, dset_names[d], width, key, err);
-        if (st != TD_OK) goto done;
-        if (n0 < 0) {
-            n0 = n;
-        } else if (n != n0) {
-            st = td_error_set(err, TD_ERR_FORMAT,
-                              "%s: dataset %s: %lld rows, expected %lld (the rows of %s)", path,
-                              dset_names[d], (long long)n, (long long)n0, dset_names[0]);
-            goto done;
-        }
-    }
-    *n_rows = n0;
-done:
-    H5Fclose(file);
-    return st;
-}
-
-/* ---- loading ------------------------------------------------------------------- */
-
-/* Reads rows [r0, r0 + n_rows) of a [N] or [N, width] dataset as int64:
- * HDF5 converts from any integer type, and int64 holds every stored value
- * exactly (bar uint64 above 2^63, clipped, still invalid), so the messages
- * quote the value in the file. */
-static td_status read_rows(int64_t *buf, hid_t dset, int64_t r0, int64_t n_rows, int64_t width,
-                           const char *path, const char *name, td_error *err)
-{
-    td_status st = TD_OK;
-    hid_t fspace = -1, mspace = -1;
-    char what[64];
-    snprintf(what, sizeof(what), "dataset %s", name);
-    hsize_t start[2] = {(hsize_t)r0, 0};
-    hsize_t count[2] = {(hsize_t)n_rows, (hsize_t)width};
-    int rank = width ? 2 : 1;
-    TD_H5(path, what, fspace = H5Dget_space(dset));
-    TD_H5(path, what, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
-    TD_H5(path, what, mspace = H5Screate_simple(rank, count, NULL));
-    TD_H5(path, what, H5Dread(dset, H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, buf));
-done:
-    td_h5_close_id(mspace, H5Sclose);
-    td_h5_close_id(fspace, H5Sclose);
-    return st;
-}
-
-static td_status bad_value(const char *path, const char *name, int64_t row, int64_t col,
-                           int64_t v, const char *want, td_error *err)
-{
-    if (col >= 0)
-        return td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s: row %lld, column %lld: %lld, %s",
-                            path, name, (long long)row, (long long)col, (long long)v, want);
-    return td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s: row %lld: %lld, %s", path, name,
-                        (long long)row, (long long)v, want);
-}
-
-/* Validates one row (already read as int64 into rows[d] at row offset rr)
- * and stores it as local sample li. Static masking: the first position 0
- * ends the real predictions; positions/ids after it are stored as 0. */
-static td_status store_row(td_data *d, int64_t li, int64_t *const rows[D_COUNT], int64_t rr,
-                           const char *path, int64_t row, td_error *err)
-{
-    const int64_t T = d->T, P = d->P;
-    const int64_t V = d->V;
-    char want_id[64];
-    snprintf(want_id, sizeof(want_id), "expected an id in [0, %lld) (model.vocab_size)",
-             (long long)V);
-    for (int dd = D_IDS; dd <= D_SEG; dd++) {
-        const int64_t *src = rows[dd] + rr * T;
-        int64_t bound = dd == D_IDS ? V : 2;
-        for (int64_t t = 0; t < T; t++) {
-            if (src[t] < 0 || src[t] >= bound)
-                return bad_value(path, dset_names[dd], row, t, src[t],
-                                 dd == D_IDS ? want_id : "expected 0 or 1", err);
-            col_set(&d->col[dd], li * T + t, (int32_t)src[t]);
-        }
-    }
-    int64_t nsp = rows[D_NSP][rr];
-    if (nsp != 0 && nsp != 1)
-        return bad_value(path, dset_names[D_NSP], row, -1, nsp, "expected 0 or 1", err);
-    col_set(&d->col[D_NSP], li, (int32_t)nsp);
-    if (d->opt.dynamic_masking) return TD_OK;
-
-    const int64_t *pos = rows[D_POS] + rr * P, *ids = rows[D_MLM] + rr * P;
-    int ended = 0;
-    for (int64_t k = 0; k < P; k++) {
-        ended = ended || pos[k] == 0;
-        if (ended) {
-            col_set(&d->col[D_POS], li * P + k, 0);
-            col_set(&d->col[D_MLM], li * P + k, 0);
-            continue;
-        }
-        if (pos[k] < 0 || pos[k] >= T) {
-            char want[64];
-            snprintf(want, sizeof(want), "expected a position in [0, %lld) (data.seq_len)",
-                     (long long)T);
-            return bad_value(path, dset_names[D_POS], row, k, pos[k], want, err);
-        }
-        if (ids[k] < 0 || ids[k] >= V)
-            return bad_value(path, dset_names[D_MLM], row, k, ids[k], want_id, err);
-        col_set(&d->col[D_POS], li * P + k, (int32_t)pos[k]);
-        col_set(&d->col[D_MLM], li * P + k, (int32_t)ids[k]);
-    }
-    return TD_OK;
-}
-
-/* Reads the rows of one shard this rank owns (all rows, or with `stride`
- * the global ids g with g % n_ranks == rank) into local samples from *li. */
-static td_status load_shard(td_data *d, int64_t *li, const shard_info *sh, int64_t offset,
-                            int stride, td_error *err)
-{
-    const char *path = sh->path;
-    const int64_t T = d->T, P = d->P;
-    hid_t file = -1;
-    hid_t dsets[D_COUNT];
-    int64_t *rows[D_COUNT] = {NULL};
-    for (int k = 0; k < D_COUNT; k++) dsets[k] = -1;
-    td_status st = open_shard(&file, path, err);
-    if (st != TD_OK) return st;
-
-    int64_t row_bytes = (int64_t)sizeof(int64_t) * (3 * T + 2 * P + 1);
-    int64_t block = TD_DATA_BLOCK_BYTES / row_bytes;
-    if (block < 1) block = 1;
-    if (block > sh->n_rows) block = sh->n_rows;
-    for (int k = 0; k < D_COUNT; k++) {
-        if (d->opt.dynamic_masking && (k == D_POS || k == D_MLM)) continue;
-        int64_t width = k == D_NSP ? 1 : (k == D_POS || k == D_MLM) ? P : T;
-        rows[k] = td_xmalloc((size_t)(block * width) * sizeof(int64_t));
-        char what[64];
-        snprintf(what, sizeof(what), "dataset %s", dset_names[k]);
-        TD_H5(path, what, dsets[k] = H5Dopen2(file, dset_names[k], H5P_DEFAULT));
-    }
-    for (int64_t r0 = 0; r0 < sh->n_rows; r0 += block) {
-        int64_t nr = sh->n_rows - r0 < block ? sh->n_rows - r0 : block;
-        for (int k = 0; k < D_COUNT; k++) {
-            if (!rows[k]) continue;
-            int64_t width = k == D_NSP ? 0 : (k == D_POS || k == D_MLM) ? P : T;
-            st = read_rows(rows[k], dsets[k], r0, nr, width, path, dset_names[k], err);
-            if (st != TD_OK) goto done;
-        }
-        for (int64_t rr = 0; rr < nr; rr++) {
-            int64_t g = offset + r0 + rr;
-            if (stride && g % d->opt.n_ranks != d->opt.rank) continue;
-            st = store_row(d, *li, rows, rr, path, r0 + rr, err);
-            if (st != TD_OK) goto done;
-            d->global_ids[*li] = g;
-            (*li)++;
-        }
-    }
-done:
-    for (int k = 0; k < D_COUNT; k++) {
-        td_h5_close_id(dsets[k], H5Dclose);
-        free(rows[k]);
-    }
-    H5Fclose(file);
-    return st;
-}
+/* ---- opening ------------------------------------------------------------------- */
 
 static td_status check_options(const td_data_options *o, td_error *err)
 {
@@ -455,6 +266,9 @@ static td_status check_options(const td_data_options *o, td_error *err)
         return td_error_set(err, TD_ERR_ARG,
                             "data: vocab_size %lld out of range (model.vocab_size)",
                             (long long)o->vocab_size);
+    if (o->memory_bytes < 0 || o->limit < 0)
+        return td_error_set(err, TD_ERR_ARG, "data: memory %lld bytes, limit %lld: expected >= 0",
+                            (long long)o->memory_bytes, (long long)o->limit);
     if (o->n_ranks < 1 || o->rank < 0 || o->rank >= o->n_ranks)
         return td_error_set(err, TD_ERR_ARG, "data: rank %d of %d ranks", o->rank, o->n_ranks);
     if (o->dynamic_masking) {
@@ -470,16 +284,51 @@ static td_status check_options(const td_data_options *o, td_error *err)
     return TD_OK;
 }
 
-static int64_t memory_budget_bytes(void)
+/* This rank's rows of file i: the whole file when files are dealt out,
+ * else (fewer files than ranks, or an ordered set) the global ids
+ * g % n_ranks == rank, below the limit. */
+static void assign_rows(td_shard *sh, int64_t i, int64_t n_files, const td_data_options *o,
+                        int64_t limit)
 {
-    const char *s = getenv(TD_DATA_BUDGET_ENV);
-    if (s && *s) {
-        char *end = NULL;
-        long long mb = strtoll(s, &end, 10);
-        if (end && *end == '\0' && mb >= 0) return (int64_t)mb << 20;
+    sh->first = 0;
+    sh->stride = 1;
+    sh->n_owned = 0;
+    int64_t rows = sh->n_rows;
+    if (sh->offset + rows > limit) rows = limit > sh->offset ? limit - sh->offset : 0;
+    if (o->ordered || n_files < o->n_ranks) {
+        sh->stride = o->n_ranks;
+        sh->first = (o->rank - sh->offset % o->n_ranks + o->n_ranks) % o->n_ranks;
+        if (sh->first < rows) sh->n_owned = (rows - 1 - sh->first) / o->n_ranks + 1;
+    } else if (i % o->n_ranks == o->rank) {
+        sh->n_owned = rows;
     }
-    return (int64_t)TD_DATA_DEFAULT_BUDGET_MB << 20;
 }
+
+/* Chooses resident or streaming and the chunk size from the budget. */
+static td_status size_window(td_data *d, const char *glob_pattern, td_error *err)
+{
+    const td_data_options *o = &d->opt;
+    int64_t bytes = o->memory_bytes > 0 ? o->memory_bytes : (int64_t)TD_DATA_DEFAULT_MEMORY_MB << 20;
+    int64_t per_sample = td_samples_sample_bytes(&d->layout) + (int64_t)sizeof(int64_t); /* + perm */
+    int64_t fit = bytes / per_sample;
+    d->resident = d->n_local <= fit;
+    d->window = d->resident ? d->n_local : fit / 2;
+    if (d->window < 1)
+        return td_error_set(err, TD_ERR_ARG,
+                            "data: data.memory_mb = %.3g holds %lld samples of %lld bytes "
+                            "(seq_len %lld); the reader needs room for 2",
+                            (double)bytes / (1 << 20), (long long)fit, (long long)per_sample,
+                            (long long)d->layout.T);
+    if (d->window > (int64_t)UINT32_MAX)
+        return td_error_set(err, TD_ERR_ARG,
+                            "data: rank %d would hold %lld samples of '%s' at once, at most %u; "
+                            "lower data.memory_mb or use more ranks",
+                            o->rank, (long long)d->window, glob_pattern, UINT32_MAX);
+    d->n_chunks = d->n_local == 0 ? 1 : (d->n_local + d->window - 1) / d->window;
+    return TD_OK;
+}
+
+static td_status serve_position(td_data *d, td_error *err);
 
 td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_options *opt,
                        td_error *err)
@@ -487,107 +336,72 @@ td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_op
     *out = NULL;
     td_status st = check_options(opt, err);
     if (st != TD_OK) return st;
+    const char *key = opt->key ? opt->key : "data.train";
     char **paths = NULL;
     int64_t n_files = 0;
-    st = expand_glob(&paths, &n_files, glob_pattern, err);
+    st = td_shard_glob(&paths, &n_files, glob_pattern, key, err);
     if (st != TD_OK) return st;
 
-    td_h5_quiet quiet = td_h5_quiet_begin();
     td_data *d = td_xcalloc(1, sizeof(td_data));
     d->opt = *opt;
-    d->T = opt->seq_len;
-    d->P = opt->max_pred;
-    d->V = opt->vocab_size;
-    d->perm_epoch = -1;
-    shard_info *shards = td_xcalloc((size_t)n_files, sizeof(shard_info));
-    const int stride = n_files < opt->n_ranks; /* fewer files than ranks: stride samples */
+    d->opt.key = NULL; /* not owned */
+    d->layout = (td_shard_layout){opt->seq_len, opt->max_pred, opt->vocab_size,
+                                  opt->dynamic_masking != 0};
+    d->perm_epoch = d->perm_chunk = -1;
+    d->shards = td_xcalloc((size_t)n_files, sizeof(td_shard));
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
 
-    /* Pass 1: every file's metadata, owned or not, so all ranks agree on
-     * global sample ids and all report a malformed shard the same way. */
+    /* Every file's metadata, owned or not, so all ranks agree on global
+     * sample ids and all report a malformed shard the same way. */
+    int64_t offset = 0;
     for (int64_t i = 0; i < n_files; i++) {
-        shards[i].path = paths[i];
-        st = probe_shard(&shards[i].n_rows, paths[i], opt, err);
+        td_shard *sh = &d->shards[i];
+        sh->path = paths[i];
+        sh->offset = offset;
+        st = td_shard_probe(&sh->n_rows, sh->path, &d->layout, err);
         if (st != TD_OK) goto done;
+        offset += sh->n_rows;
     }
+    d->n_total = opt->limit > 0 && opt->limit < offset ? opt->limit : offset;
+    /* keep the files this rank reads from */
     for (int64_t i = 0; i < n_files; i++) {
-        int64_t n = shards[i].n_rows;
-        if (stride) {
-            /* the global ids g in [n_total, n_total + n) with g % n_ranks == rank */
-            int64_t skip = (opt->rank - d->n_total % opt->n_ranks + opt->n_ranks) % opt->n_ranks;
-            if (skip < n) d->n_local += (n - 1 - skip) / opt->n_ranks + 1;
-        } else if (i % opt->n_ranks == opt->rank) {
-            d->n_local += n;
+        td_shard sh = d->shards[i];
+        assign_rows(&sh, i, n_files, opt, d->n_total);
+        if (sh.n_owned > 0) {
+            d->shards[d->n_shards++] = sh;
+            d->n_local += sh.n_owned;
+            paths[i] = NULL; /* owned by d->shards now */
         }
-        d->n_total += n;
     }
-    if (d->n_local == 0) {
+    if (d->n_local == 0 && !opt->ordered) {
         st = td_error_set(err, TD_ERR_FORMAT,
                           "data: rank %d of %d gets no samples from the %lld file(s) matching "
-                          "'%s' (%lld samples in all)",
-                          opt->rank, opt->n_ranks, (long long)n_files, glob_pattern,
+                          "'%s' (%s; %lld samples in all)",
+                          opt->rank, opt->n_ranks, (long long)n_files, glob_pattern, key,
                           (long long)d->n_total);
         goto done;
     }
-    if (d->n_local > (int64_t)UINT32_MAX) {
-        st = td_error_set(err, TD_ERR_ARG, "data: rank %d would read %lld samples, at most %u "
-                          "per rank; use more ranks", opt->rank, (long long)d->n_local, UINT32_MAX);
+    if ((st = size_window(d, glob_pattern, err)) != TD_OK) goto done;
+    d->perm = malloc((size_t)d->window * sizeof(int64_t));
+    if (!d->perm) {
+        st = td_error_set(err, TD_ERR_NOMEM, "data: cannot allocate the order of %lld samples",
+                          (long long)d->window);
         goto done;
     }
-
-    d->col[D_IDS].width = width_for(d->V);
-    d->col[D_MASK].width = 1;
-    d->col[D_SEG].width = 1;
-    d->col[D_NSP].width = 1;
-    d->col[D_POS].width = width_for(d->T);
-    d->col[D_MLM].width = width_for(d->V);
-    int64_t sample_bytes = d->T * (d->col[D_IDS].width + 2) + d->col[D_NSP].width +
-                           2 * (int64_t)sizeof(int64_t); /* global id + permutation */
-    if (!opt->dynamic_masking) sample_bytes += d->P * (d->col[D_POS].width + d->col[D_MLM].width);
-    int64_t need = d->n_local * sample_bytes, budget = memory_budget_bytes();
-    if (need > budget) {
-        st = td_error_set(err, TD_ERR_NOMEM,
-                          "data: rank %d of %d would hold %lld samples (%lld MiB) from '%s', over "
-                          "the in-memory budget of %lld MiB per rank; use more ranks or raise "
-                          "the budget with %s=<MiB>",
-                          opt->rank, opt->n_ranks, (long long)d->n_local,
-                          (long long)((need + (1 << 20) - 1) >> 20), glob_pattern,
-                          (long long)(budget >> 20), TD_DATA_BUDGET_ENV);
+    d->order = td_xmalloc((size_t)(d->n_shards > 0 ? d->n_shards : 1) * sizeof(int64_t));
+    d->cand = td_xmalloc((size_t)d->layout.T * sizeof(int32_t));
+    if (pthread_create(&d->thread, NULL, loader_main, d) != 0) {
+        st = td_error_set(err, TD_ERR_NOMEM, "data: cannot start the reader thread");
         goto done;
     }
-    for (int k = 0; k < D_COUNT; k++) {
-        if (opt->dynamic_masking && (k == D_POS || k == D_MLM)) continue;
-        int64_t width = k == D_NSP ? 1 : (k == D_POS || k == D_MLM) ? d->P : d->T;
-        d->col[k].p = malloc((size_t)(d->n_local * width * d->col[k].width));
-        if (!d->col[k].p) {
-            st = td_error_set(err, TD_ERR_NOMEM,
-                              "data: cannot allocate the rank's samples (%lld MiB in all, at %s)",
-                              (long long)((need + (1 << 20) - 1) >> 20), dset_names[k]);
-            goto done;
-        }
-    }
-    d->global_ids = malloc((size_t)d->n_local * sizeof(int64_t));
-    d->perm = malloc((size_t)d->n_local * sizeof(int64_t));
-    if (!d->global_ids || !d->perm) {
-        st = td_error_set(err, TD_ERR_NOMEM, "data: cannot allocate the sample order");
-        goto done;
-    }
-    d->cand = td_xmalloc((size_t)d->T * sizeof(int32_t));
-
-    /* Pass 2: the rows this rank owns, in file order then row order. */
-    int64_t li = 0, offset = 0;
-    for (int64_t i = 0; i < n_files; i++) {
-        if (stride || i % opt->n_ranks == opt->rank) {
-            st = load_shard(d, &li, &shards[i], offset, stride, err);
-            if (st != TD_OK) goto done;
-        }
-        offset += shards[i].n_rows;
-    }
-    TD_ASSERT(li == d->n_local);
+    d->thread_started = true;
+    /* the first chunk now: a bad value in it (all of the rank's data when
+     * it fits in memory) fails here, before any training */
+    if (d->n_local > 0) st = serve_position(d, err);
 
 done:
-    td_h5_quiet_end(quiet);
-    free(shards);
-    free_paths(paths, n_files);
+    td_shard_free_paths(paths, n_files);
     if (st != TD_OK) {
         td_data_free(d);
         return st;
@@ -599,31 +413,25 @@ done:
 void td_data_free(td_data *data)
 {
     if (!data) return;
-    for (int k = 0; k < D_COUNT; k++) free(data->col[k].p);
-    free(data->global_ids);
+    if (data->thread_started) {
+        pthread_mutex_lock(&data->mu);
+        data->quit = true;
+        pthread_cond_broadcast(&data->cv);
+        pthread_mutex_unlock(&data->mu);
+        pthread_join(data->thread, NULL); /* after the chunk it may be loading */
+    }
+    pthread_cond_destroy(&data->cv);
+    pthread_mutex_destroy(&data->mu);
+    for (int i = 0; i < 2; i++) td_samples_free(&data->slot[i].s);
+    for (int64_t i = 0; i < data->n_shards; i++) free(data->shards[i].path);
+    free(data->shards);
     free(data->perm);
+    free(data->order);
     free(data->cand);
     free(data);
 }
 
-/* ---- the stream --------------------------------------------------------------- */
-
-/* This epoch's order: Fisher-Yates from the end, the k-th swap drawing
- * counter k of the (seed, epoch, SHUFFLE) stream. */
-static void build_perm(td_data *d)
-{
-    int64_t n = d->n_local;
-    uint64_t key = td_rng_key(d->opt.seed, (uint64_t)d->cursor.epoch, 0, TD_SITE_SHUFFLE);
-    for (int64_t i = 0; i < n; i++) d->perm[i] = i;
-    uint64_t k = 0;
-    for (int64_t i = n - 1; i >= 1; i--, k++) {
-        int64_t j = td_rng_below(key, k, (uint32_t)(i + 1));
-        int64_t tmp = d->perm[i];
-        d->perm[i] = d->perm[j];
-        d->perm[j] = tmp;
-    }
-    d->perm_epoch = d->cursor.epoch;
-}
+/* ---- serving ------------------------------------------------------------------ */
 
 static int cmp_i32(const void *a, const void *b)
 {
@@ -639,7 +447,7 @@ static int cmp_i32(const void *a, const void *b)
  * P + 2i and P + 2i + 1 for the i-th chosen position. */
 static void mask_dynamic(td_data *d, td_batch *batch, int64_t b, int64_t sample_id)
 {
-    const int64_t T = d->T, P = d->P;
+    const int64_t T = d->layout.T, P = d->layout.P;
     const td_data_options *o = &d->opt;
     int32_t *ids = batch->input_ids + b * T;
     const int32_t *mask = batch->input_mask + b * T;
@@ -680,47 +488,67 @@ static void mask_dynamic(td_data *d, td_batch *batch, int64_t b, int64_t sample_
         if (u < TD_MASK_P_MASK)
             ids[t] = o->mask_id;
         else if (u < TD_MASK_P_MASK + TD_MASK_P_RANDOM)
-            ids[t] = (int32_t)td_rng_below(key, (uint64_t)(P + 2 * i + 1), (uint32_t)d->V);
+            ids[t] = (int32_t)td_rng_below(key, (uint64_t)(P + 2 * i + 1), (uint32_t)d->layout.V);
     }
 }
 
-static void fill_row(td_data *d, td_batch *batch, int64_t b, int64_t li)
+static void fill_row(td_data *d, td_batch *batch, int64_t b, const td_samples *s, int64_t i)
 {
-    const int64_t T = d->T, P = d->P;
+    const int64_t T = d->layout.T, P = d->layout.P;
     for (int64_t t = 0; t < T; t++) {
-        batch->input_ids[b * T + t] = col_get(&d->col[D_IDS], li * T + t);
-        batch->input_mask[b * T + t] = col_get(&d->col[D_MASK], li * T + t);
-        batch->segment_ids[b * T + t] = col_get(&d->col[D_SEG], li * T + t);
+        batch->input_ids[b * T + t] = td_column_get(&s->col[TD_D_IDS], i * T + t);
+        batch->input_mask[b * T + t] = td_column_get(&s->col[TD_D_MASK], i * T + t);
+        batch->segment_ids[b * T + t] = td_column_get(&s->col[TD_D_SEG], i * T + t);
     }
-    batch->nsp_labels[b] = col_get(&d->col[D_NSP], li);
-    batch->sample_ids[b] = d->global_ids[li];
+    batch->nsp_labels[b] = td_column_get(&s->col[TD_D_NSP], i);
+    batch->sample_ids[b] = s->global_ids[i];
     if (d->opt.dynamic_masking) {
-        mask_dynamic(d, batch, b, d->global_ids[li]);
+        mask_dynamic(d, batch, b, s->global_ids[i]);
         return;
     }
-    /* Stored positions after the first 0 are already 0 (store_row). */
+    /* Stored positions after the first 0 are already 0 (data_shard.c). */
     int ended = 0;
     for (int64_t k = 0; k < P; k++) {
-        int32_t p = col_get(&d->col[D_POS], li * P + k);
+        int32_t p = td_column_get(&s->col[TD_D_POS], i * P + k);
         ended = ended || p == 0;
         batch->mlm_positions[b * P + k] = p;
-        batch->mlm_ids[b * P + k] = col_get(&d->col[D_MLM], li * P + k);
+        batch->mlm_ids[b * P + k] = td_column_get(&s->col[TD_D_MLM], i * P + k);
         batch->mlm_weights[b * P + k] = ended ? 0.0f : 1.0f;
     }
 }
 
+/* Makes the chunk of the cursor's position served, with its order: a
+ * shuffle keyed by (seed, epoch, chunk), or none for an ordered set. */
+static td_status serve_position(td_data *d, td_error *err)
+{
+    int64_t epoch = d->cursor.epoch, chunk = d->cursor.index / d->window;
+    if (d->perm_epoch == epoch && d->perm_chunk == chunk) return TD_OK;
+    td_status st = serve_chunk(d, epoch, chunk, err);
+    if (st != TD_OK) return st;
+    int64_t n = chunk_len(d, chunk);
+    for (int64_t i = 0; i < n; i++) d->perm[i] = i;
+    if (!d->opt.ordered)
+        shuffle(d->perm, n, td_rng_key(d->opt.seed, (uint64_t)epoch, (uint64_t)chunk, TD_SITE_SHUFFLE));
+    d->perm_epoch = epoch;
+    d->perm_chunk = chunk;
+    return TD_OK;
+}
+
 td_status td_data_next(td_data *data, td_batch *batch, td_error *err)
 {
-    /* Ids were checked against vocab_size when the shards were loaded. */
-    if (batch->T != data->T || batch->max_pred != data->P || batch->B < 1)
+    if (batch->T != data->layout.T || batch->max_pred != data->layout.P || batch->B < 1)
         return td_error_set(err, TD_ERR_ARG,
                             "data: batch is B=%lld, T=%lld, max_pred=%lld; the reader has "
                             "T=%lld (data.seq_len), max_pred=%lld (data.max_pred)",
                             (long long)batch->B, (long long)batch->T, (long long)batch->max_pred,
-                            (long long)data->T, (long long)data->P);
+                            (long long)data->layout.T, (long long)data->layout.P);
+    if (data->n_local == 0)
+        return td_error_set(err, TD_ERR_ARG, "data: rank %d has no samples to read", data->opt.rank);
     for (int64_t b = 0; b < batch->B; b++) {
-        if (data->perm_epoch != data->cursor.epoch) build_perm(data);
-        fill_row(data, batch, b, data->perm[data->cursor.index]);
+        td_status st = serve_position(data, err);
+        if (st != TD_OK) return st;
+        int64_t in_chunk = data->cursor.index - data->perm_chunk * data->window;
+        fill_row(data, batch, b, &data->slot[data->cur].s, data->perm[in_chunk]);
         if (++data->cursor.index == data->n_local) {
             data->cursor.index = 0;
             data->cursor.epoch++;
@@ -731,7 +559,9 @@ td_status td_data_next(td_data *data, td_batch *batch, td_error *err)
 
 td_data_cursor td_data_get_cursor(const td_data *data)
 {
-    return data->cursor;
+    td_data_cursor c = data->cursor;
+    c.window = data->resident ? 0 : data->window;
+    return c;
 }
 
 void td_data_set_cursor(td_data *data, td_data_cursor cursor)
@@ -743,7 +573,7 @@ void td_data_set_cursor(td_data *data, td_data_cursor cursor)
         cursor.epoch++;
         cursor.index = 0;
     }
-    data->cursor = cursor;
+    data->cursor = (td_data_cursor){cursor.epoch, cursor.index, 0};
 }
 
 int64_t td_data_rank_samples(const td_data *data)
@@ -756,78 +586,32 @@ int64_t td_data_total_samples(const td_data *data)
     return data->n_total;
 }
 
-/* ---- token counts --------------------------------------------------------------- */
-
-static td_status add_token_counts(int64_t *counts, int64_t *tmp, const char *path,
-                                  int64_t vocab_size, td_error *err)
+void td_data_describe_position(const td_data *d, char *out, size_t n)
 {
-    static const char name[] = "token_counts";
-    static const char what[] = "dataset token_counts";
-    hid_t file = -1, dset = -1, space = -1, type = -1;
-    td_status st = open_shard(&file, path, err);
-    if (st != TD_OK) return st;
-    htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
-    if (exists <= 0) {
-        st = exists < 0 ? td_h5_fail(err, path, what, "H5Lexists", __FILE__, __LINE__)
-                        : td_error_set(err, TD_ERR_FORMAT,
-                                       "%s: dataset token_counts missing, expected an integer "
-                                       "array [%lld] (model.vocab_size); frequency importance "
-                                       "needs shards written by tokdrop-prep",
-                                       path, (long long)vocab_size);
-        goto done;
+    if (d->n_local == 0) {
+        snprintf(out, n, "no samples");
+        return;
     }
-    TD_H5(path, what, dset = H5Dopen2(file, name, H5P_DEFAULT));
-    TD_H5(path, what, type = H5Dget_type(dset));
-    if (H5Tget_class(type) != H5T_INTEGER) {
-        st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset token_counts: type %s, expected an "
-                          "integer type", path, type_class_name(H5Tget_class(type)));
-        goto done;
+    int64_t *order = td_xmalloc((size_t)d->n_shards * sizeof(int64_t));
+    file_order(d, d->cursor.epoch, order);
+    int64_t pos = 0;
+    const td_shard *sh = &d->shards[order[0]];
+    for (int64_t k = 0; k < d->n_shards; k++) {
+        sh = &d->shards[order[k]];
+        if (d->cursor.index < pos + sh->n_owned) break;
+        pos += sh->n_owned;
     }
-    TD_H5(path, what, space = H5Dget_space(dset));
-    hsize_t dims[2] = {0, 0};
-    int rank = H5Sget_simple_extent_ndims(space);
-    if (rank == 1) TD_H5(path, what, H5Sget_simple_extent_dims(space, dims, NULL));
-    if (rank != 1 || (int64_t)dims[0] != vocab_size) {
-        st = td_error_set(err, TD_ERR_FORMAT,
-                          "%s: dataset token_counts: rank %d, length %llu, expected [%lld] "
-                          "(model.vocab_size)",
-                          path, rank, (unsigned long long)dims[0], (long long)vocab_size);
-        goto done;
-    }
-    TD_H5(path, what, H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp));
-    for (int64_t v = 0; v < vocab_size; v++) {
-        if (tmp[v] < 0) {
-            st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset token_counts: entry %lld is %lld, "
-                              "expected a count >= 0", path, (long long)v, (long long)tmp[v]);
-            goto done;
-        }
-        counts[v] += tmp[v];
-    }
-done:
-    td_h5_close_id(space, H5Sclose);
-    td_h5_close_id(type, H5Tclose);
-    td_h5_close_id(dset, H5Dclose);
-    H5Fclose(file);
-    return st;
+    int64_t j = d->cursor.index - pos;
+    snprintf(out, n, "epoch %lld, sample %lld of %lld: %s row %lld", (long long)d->cursor.epoch,
+             (long long)d->cursor.index, (long long)d->n_local, sh->path,
+             (long long)(sh->first + j * sh->stride));
+    free(order);
 }
 
-td_status td_data_token_counts(const char *glob_pattern, int64_t vocab_size, int64_t *counts,
-                               td_error *err)
+int64_t td_data_default_memory_mb(int ranks_on_node)
 {
-    if (vocab_size < 1)
-        return td_error_set(err, TD_ERR_ARG, "data: vocab_size %lld (model.vocab_size)",
-                            (long long)vocab_size);
-    char **paths = NULL;
-    int64_t n_files = 0;
-    td_status st = expand_glob(&paths, &n_files, glob_pattern, err);
-    if (st != TD_OK) return st;
-    td_h5_quiet quiet = td_h5_quiet_begin();
-    int64_t *tmp = td_xmalloc((size_t)vocab_size * sizeof(int64_t));
-    memset(counts, 0, (size_t)vocab_size * sizeof(int64_t));
-    for (int64_t i = 0; i < n_files && st == TD_OK; i++)
-        st = add_token_counts(counts, tmp, paths[i], vocab_size, err);
-    free(tmp);
-    td_h5_quiet_end(quiet);
-    free_paths(paths, n_files);
-    return st;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    int64_t node_mb = pages > 0 && page > 0 ? ((int64_t)pages * page) >> 20 : 8192;
+    int64_t mb = node_mb / 8 / (ranks_on_node > 0 ? ranks_on_node : 1);
+    return mb < 256 ? 256 : mb > TD_DATA_DEFAULT_MEMORY_MB ? TD_DATA_DEFAULT_MEMORY_MB : mb;
 }

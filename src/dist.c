@@ -126,6 +126,16 @@ void td_dist_wait(td_dist_pending *p)
     p->n = 0;
 }
 
+int td_dist_ranks_on_node(const td_dist *dist)
+{
+    MPI_Comm node;
+    int n = 1;
+    TD_MPI_CHECK(MPI_Comm_split_type(dist->comm, MPI_COMM_TYPE_SHARED, dist->rank, MPI_INFO_NULL, &node));
+    TD_MPI_CHECK(MPI_Comm_size(node, &n));
+    TD_MPI_CHECK(MPI_Comm_free(&node));
+    return n;
+}
+
 bool td_dist_all_equal_u64(const td_dist *dist, uint64_t value)
 {
     if (dist->size == 1) return true;

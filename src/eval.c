@@ -1,13 +1,12 @@
 /* Evaluation on held-out shards. */
 #include "tokdrop/eval.h"
 
-td_status td_eval_run(td_model *model, td_data *eval_data, td_batch *batch, int64_t max_batches,
-                      const td_dist *dist, td_eval_result *out, td_error *err)
+td_status td_eval_run(td_model *model, td_data *eval_data, td_batch *batch, const td_dist *dist,
+                      td_eval_result *out, td_error *err)
 {
     const int64_t cap = batch->B;
-    td_data_set_cursor(eval_data, (td_data_cursor){0, 0});
+    td_data_set_cursor(eval_data, (td_data_cursor){0, 0, 0});
     int64_t remaining = td_data_rank_samples(eval_data);
-    if (remaining > max_batches * cap) remaining = max_batches * cap;
 
     /* sums: mlm CE, nsp CE, mlm correct, nsp correct, masked, sequences */
     double sums[6] = {0};

@@ -25,7 +25,7 @@ static double now_s(void)
 }
 
 td_status td_trainer_data_options(td_data_options *o, const td_config *cfg, const td_dist *dist,
-                                  const td_vocab *vocab, td_error *err)
+                                  const td_vocab *vocab, bool eval, td_error *err)
 {
     *o = (td_data_options){
         .seq_len = cfg->data.seq_len,
@@ -35,6 +35,10 @@ td_status td_trainer_data_options(td_data_options *o, const td_config *cfg, cons
         .n_ranks = dist->size,
         .seed = cfg->train.seed,
         .dynamic_masking = cfg->data.masking == TD_MASKING_DYNAMIC,
+        .memory_bytes = cfg->data.memory_mb << 20,
+        .ordered = eval,
+        .limit = eval ? cfg->run.eval_batches * cfg->train.micro_batch : 0,
+        .key = eval ? "data.eval" : "data.train",
     };
     if (!o->dynamic_masking) return TD_OK;
     if (vocab->size == 0)
@@ -111,11 +115,13 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
         }
     }
 
-    td_data_options dopt;
-    if ((st = td_trainer_data_options(&dopt, cfg, dist, &tr->vocab, err)) != TD_OK) goto fail;
+    td_data_options dopt, eopt;
+    if ((st = td_trainer_data_options(&dopt, cfg, dist, &tr->vocab, false, err)) != TD_OK) goto fail;
     if ((st = td_data_open(&tr->data, cfg->data.train, &dopt, err)) != TD_OK) goto fail;
-    if (cfg->data.eval[0] && (st = td_data_open(&tr->eval_data, cfg->data.eval, &dopt, err)) != TD_OK)
-        goto fail;
+    if (cfg->data.eval[0]) {
+        if ((st = td_trainer_data_options(&eopt, cfg, dist, &tr->vocab, true, err)) != TD_OK) goto fail;
+        if ((st = td_data_open(&tr->eval_data, cfg->data.eval, &eopt, err)) != TD_OK) goto fail;
+    }
 
     const char *mode = getenv("TOKDROP_ALLREDUCE");
     tr->allreduce = !mode                             ? TD_ALLREDUCE_OVERLAP
@@ -286,8 +292,7 @@ td_status td_trainer_eval(td_trainer *tr, td_eval_result *result, td_error *err)
 {
     TD_ASSERT(tr->eval_data != NULL);
     td_watchdog_beat(tr->watchdog, "evaluating");
-    return td_eval_run(&tr->model, tr->eval_data, &tr->micro[0], tr->cfg.run.eval_batches, tr->dist,
-                       result, err);
+    return td_eval_run(&tr->model, tr->eval_data, &tr->micro[0], tr->dist, result, err);
 }
 
 uint64_t td_hash_floats(const float *x, int64_t n_elems)
@@ -340,14 +345,15 @@ td_status td_trainer_save(td_trainer *tr, td_error *err)
     const td_dist *dist = tr->dist;
     td_watchdog_beat(tr->watchdog, "writing a checkpoint");
     td_data_cursor mine = td_data_get_cursor(tr->data);
-    int64_t local[2] = {mine.epoch, mine.index};
-    int64_t *all = dist->rank == 0 ? td_xmalloc((size_t)(2 * dist->size) * sizeof(int64_t)) : NULL;
-    MPI_Gather(local, 2, MPI_INT64_T, all, 2, MPI_INT64_T, 0, dist->comm);
+    int64_t local[3] = {mine.epoch, mine.index, mine.window};
+    int64_t *all = dist->rank == 0 ? td_xmalloc((size_t)(3 * dist->size) * sizeof(int64_t)) : NULL;
+    MPI_Gather(local, 3, MPI_INT64_T, all, 3, MPI_INT64_T, 0, dist->comm);
 
     td_status st = TD_OK;
     if (dist->rank == 0) {
         td_data_cursor *cursors = td_xmalloc((size_t)dist->size * sizeof(td_data_cursor));
-        for (int r = 0; r < dist->size; r++) cursors[r] = (td_data_cursor){all[2 * r], all[2 * r + 1]};
+        for (int r = 0; r < dist->size; r++)
+            cursors[r] = (td_data_cursor){all[3 * r], all[3 * r + 1], all[3 * r + 2]};
         char *yaml = td_config_to_yaml(&tr->cfg);
         td_ckpt ck = checkpoint_view(tr, cursors);
         ck.config_yaml = yaml;
@@ -410,10 +416,16 @@ td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, char *ckpt_path,
     if (!ranks_match || mine.index > td_data_rank_samples(tr->data)) {
         /* another rank layout: positions inside the old streams mean nothing
          * here; continue from the start of the next epoch */
-        mine = (td_data_cursor){cursors[0].epoch + 1, 0};
+        mine = (td_data_cursor){cursors[0].epoch + 1, 0, 0};
         if (dist->rank == 0)
             fprintf(stderr, "tokdrop: warning: %s was written by another number of ranks; "
                             "the data order restarts at epoch %lld\n", path, (long long)mine.epoch);
+    } else if (mine.window != td_data_get_cursor(tr->data).window) {
+        /* the same position, but chunks of another size shuffle differently */
+        fprintf(stderr, "tokdrop: warning: rank %d: %s was written reading the data in windows of "
+                        "%lld samples, this run reads windows of %lld (data.memory_mb changed?): "
+                        "from here the data order differs from an uninterrupted run\n",
+                dist->rank, path, (long long)mine.window, (long long)td_data_get_cursor(tr->data).window);
     }
     td_data_set_cursor(tr->data, mine);
     free(cursors);

@@ -96,7 +96,7 @@ static void make_reader(state *s)
     fill_sentinel(s->m, N_PARAMS);
     fill_sentinel(s->v, N_PARAMS);
     fill_sentinel(s->importance, V_SIZE);
-    for (int r = 0; r < N_RANKS; r++) s->cursors[r] = (td_data_cursor){-5, -6};
+    for (int r = 0; r < N_RANKS; r++) s->cursors[r] = (td_data_cursor){-5, -6, -7};
     s->ckpt = (td_ckpt){
         .step = -1,
         .tensors = s->tensors,
@@ -456,7 +456,7 @@ static void test_flip_sweep(void **unused)
     tu_fill_uniform(params, n, -1, 1, 1);
     tu_fill_uniform(m, n, -1, 1, 2);
     tu_fill_uniform(v, n, 0, 1, 3);
-    td_data_cursor cursors[2] = {{1, 2}, {3, 4}}, cursors_back[2];
+    td_data_cursor cursors[2] = {{1, 2, 0}, {3, 4, 512}}, cursors_back[2];
     float importance[7] = {1, 2, 3, 4, 5, 6, 7}, importance_back[7];
     td_ckpt w = {.step = 5,
                  .seed = 11,

@@ -510,12 +510,12 @@ static void test_cursor_resume(void **state)
     /* (epoch 0, index n) is the same place as (epoch 1, 0) */
     int64_t x[6], y[6];
     td_data *d = open_ok(pattern, &o);
-    td_data_set_cursor(d, (td_data_cursor){0, 15});
+    td_data_set_cursor(d, (td_data_cursor){0, 15, 0});
     td_data_cursor c = td_data_get_cursor(d);
     assert_int_equal(c.epoch, 1);
     assert_int_equal(c.index, 0);
     read_ids(d, 3, 2, x, T, P);
-    td_data_set_cursor(d, (td_data_cursor){1, 0});
+    td_data_set_cursor(d, (td_data_cursor){1, 0, 0});
     read_ids(d, 3, 2, y, T, P);
     td_data_free(d);
     assert_memory_equal(x, y, sizeof(x));
@@ -523,6 +523,198 @@ static void test_cursor_resume(void **state)
 
 /* Real predictions end at the first position 0; weights, positions and ids
  * after it are 0 whatever the shard holds there. */
+/* ---- streaming through a window smaller than the data --------------------------- */
+
+#define STREAM_FILES 9
+#define STREAM_TOTAL 400 /* >= the sum of the row counts below */
+
+/* Shards of 30..50 rows (uneven, so chunks straddle files); returns total. */
+static int64_t stream_shards(char *pattern, size_t n, const char *name, int64_t T, int64_t P,
+                             int64_t V)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", tu_tmpdir(name));
+    const int64_t rows[STREAM_FILES] = {30, 50, 41, 33, 47, 36, 44, 39, 35};
+    int64_t total = write_shards(dir, rows, STREAM_FILES, T, P, V);
+    pattern_of(pattern, n, dir);
+    return total;
+}
+
+/* File index of global sample g for stream_shards' row counts. */
+static int file_of(int64_t g)
+{
+    const int64_t rows[STREAM_FILES] = {30, 50, 41, 33, 47, 36, 44, 39, 35};
+    for (int i = 0; i < STREAM_FILES; i++) {
+        if (g < rows[i]) return i;
+        g -= rows[i];
+    }
+    return -1;
+}
+
+/* A window of ~41 samples over 355: every epoch reads each sample exactly
+ * once with its exact contents, file order and sample order change from
+ * epoch to epoch, and a chunk of `window` consecutive draws comes from the
+ * files of one window (at most 3 here: 41 draws, files of 30 rows or more). */
+static void test_streaming_epochs(void **state)
+{
+    (void)state;
+    const int64_t T = 16, P = 4, V = 100;
+    char pattern[4200];
+    int64_t total = stream_shards(pattern, sizeof(pattern), "data_stream", T, P, V);
+    td_data_options o = opts(T, P, V, 0, 1, 77);
+    o.memory_bytes = 6000;
+    td_data *d = open_ok(pattern, &o);
+    int64_t window = td_data_get_cursor(d).window;
+    assert_true(window > 0 && window < 50); /* streaming: smaller than the largest file */
+    td_batch b;
+    td_batch_init(&b, 1, T, P);
+    int64_t first_of_epoch[2] = {-1, -1};
+    int64_t order[2][STREAM_TOTAL];
+    for (int epoch = 0; epoch < 2; epoch++) {
+        int seen[STREAM_TOTAL] = {0};
+        unsigned files_in_chunk = 0;
+        for (int64_t i = 0; i < total; i++) {
+            next_ok(d, &b);
+            int64_t g = b.sample_ids[0];
+            assert_true(g >= 0 && g < total);
+            check_row_is_sample(&b, 0, g, V);
+            seen[g]++;
+            order[epoch][i] = g;
+            if (i == 0) first_of_epoch[epoch] = g;
+            if (i % window == 0) files_in_chunk = 0;
+            files_in_chunk |= 1u << file_of(g);
+            assert_true(__builtin_popcount(files_in_chunk) <= 3);
+        }
+        for (int64_t g = 0; g < total; g++) assert_int_equal(seen[g], 1);
+        td_data_cursor c = td_data_get_cursor(d);
+        assert_int_equal(c.epoch, epoch + 1);
+        assert_int_equal(c.index, 0);
+    }
+    assert_true(file_of(first_of_epoch[0]) != file_of(first_of_epoch[1]) ||
+                memcmp(order[0], order[1], sizeof(order[0])) != 0);
+    /* consecutive draws are shuffled within the chunk, not in file order */
+    int in_row_order = 0;
+    for (int64_t i = 1; i < total; i++) in_row_order += order[0][i] == order[0][i - 1] + 1;
+    assert_true(in_row_order < total / 4);
+    td_batch_free(&b);
+    td_data_free(d);
+}
+
+/* Reading k samples, checkpointing the cursor and resuming in a new reader
+ * gives exactly the samples the uninterrupted reader gives, for positions
+ * in the middle of a chunk and file, on a chunk boundary and across an
+ * epoch; with 2 ranks each rank reads its own files. */
+static void test_streaming_resume(void **state)
+{
+    (void)state;
+    const int64_t T = 16, P = 4, V = 100;
+    char pattern[4200];
+    int64_t total = stream_shards(pattern, sizeof(pattern), "data_stream_resume", T, P, V);
+    for (int n_ranks = 1; n_ranks <= 2; n_ranks++) {
+        for (int rank = 0; rank < n_ranks; rank++) {
+            td_data_options o = opts(T, P, V, rank, n_ranks, 5150);
+            o.memory_bytes = 6000;
+            o.dynamic_masking = 1; /* the epoch must reach the masking key too */
+            td_data *ref = open_ok(pattern, &o);
+            int64_t n = td_data_rank_samples(ref), window = td_data_get_cursor(ref).window;
+            assert_true(window > 0);
+            const int64_t stops[] = {window / 2 + 3, 2 * window, n - 1, n + window + 1};
+            td_batch a, b;
+            td_batch_init(&a, 1, T, P);
+            td_batch_init(&b, 1, T, P);
+            int64_t done = 0;
+            for (size_t s = 0; s < sizeof(stops) / sizeof(stops[0]); s++) {
+                for (; done < stops[s]; done++) next_ok(ref, &a);
+                td_data_cursor c = td_data_get_cursor(ref);
+                td_data *re = open_ok(pattern, &o);
+                td_data_set_cursor(re, c);
+                for (int64_t k = 0; k < window + 5; k++) {
+                    next_ok(ref, &a);
+                    next_ok(re, &b);
+                    assert_int_equal(a.sample_ids[0], b.sample_ids[0]);
+                    assert_memory_equal(a.input_ids, b.input_ids, (size_t)T * sizeof(int32_t));
+                    assert_memory_equal(a.mlm_positions, b.mlm_positions, (size_t)P * sizeof(int32_t));
+                }
+                done += window + 5;
+                td_data_free(re);
+            }
+            assert_true(td_data_get_cursor(ref).epoch >= 1);
+            (void)total;
+            td_batch_free(&a);
+            td_batch_free(&b);
+            td_data_free(ref);
+        }
+    }
+}
+
+/* An ordered set (evaluation) is the first `limit` samples in file order,
+ * split over ranks by global index: the same set on 1, 2 or 3 ranks, read
+ * in order, streaming or not. */
+static void test_ordered_set(void **state)
+{
+    (void)state;
+    const int64_t T = 16, P = 4, V = 100;
+    char pattern[4200];
+    stream_shards(pattern, sizeof(pattern), "data_ordered", T, P, V);
+    const int64_t limit = 101;
+    for (int stream = 0; stream < 2; stream++) {
+        for (int n_ranks = 1; n_ranks <= 3; n_ranks++) {
+            int seen[STREAM_TOTAL] = {0};
+            for (int rank = 0; rank < n_ranks; rank++) {
+                td_data_options o = opts(T, P, V, rank, n_ranks, 1);
+                o.ordered = 1;
+                o.limit = limit;
+                o.memory_bytes = stream ? 1500 : 0;
+                td_data *d = open_ok(pattern, &o);
+                assert_int_equal(td_data_total_samples(d), limit);
+                assert_int_equal(td_data_get_cursor(d).window == 0, !stream);
+                int64_t n = td_data_rank_samples(d);
+                assert_int_equal(n, (limit - rank + n_ranks - 1) / n_ranks);
+                td_batch b;
+                td_batch_init(&b, 1, T, P);
+                for (int64_t i = 0; i < n; i++) {
+                    next_ok(d, &b);
+                    assert_int_equal(b.sample_ids[0], rank + i * n_ranks);
+                    check_row_is_sample(&b, 0, b.sample_ids[0], V);
+                    seen[b.sample_ids[0]]++;
+                }
+                td_batch_free(&b);
+                td_data_free(d);
+            }
+            for (int64_t g = 0; g < STREAM_TOTAL; g++) assert_int_equal(seen[g], g < limit);
+        }
+    }
+}
+
+/* A bad value in a shard that is read later in a streamed epoch is an
+ * error from td_data_next naming file, dataset, row and column. */
+static void test_streaming_bad_value(void **state)
+{
+    (void)state;
+    const int64_t T = 16, P = 4, V = 100;
+    char pattern[4200];
+    stream_shards(pattern, sizeof(pattern), "data_stream_bad", T, P, V);
+    td_data_options o = opts(T, P, V, 0, 1, 3);
+    o.memory_bytes = 6000;
+    o.vocab_size = 90; /* ids in the shards go up to 99 */
+    td_data *d = NULL;
+    td_error e;
+    memset(&e, 0, sizeof(e));
+    td_status st = td_data_open(&d, pattern, &o, &e);
+    if (st == TD_OK) {
+        td_batch b;
+        td_batch_init(&b, 1, T, P);
+        for (int i = 0; i < 400 && st == TD_OK; i++) st = td_data_next(d, &b, &e);
+        td_batch_free(&b);
+        td_data_free(d);
+    }
+    assert_int_not_equal(st, TD_OK);
+    printf("expected error: %s\n", e.msg);
+    assert_non_null(strstr(e.msg, "shard_"));
+    assert_non_null(strstr(e.msg, "input_ids"));
+    assert_non_null(strstr(e.msg, "model.vocab_size"));
+}
+
 static void test_mlm_weights(void **state)
 {
     (void)state;
@@ -883,10 +1075,9 @@ static void test_errors(void **state)
     td_data *d = open_ok(pattern, &od);
     td_data_free(d);
 
-    /* over the memory budget */
-    setenv("TOKDROP_DATA_MEMORY_MB", "0", 1);
-    expect_open_error(dir, &od, "TOKDROP_DATA_MEMORY_MB", "budget", NULL);
-    unsetenv("TOKDROP_DATA_MEMORY_MB");
+    /* a window that cannot hold two samples */
+    od.memory_bytes = 100;
+    expect_open_error(dir, &od, "data.memory_mb", "room for 2", NULL);
 
     /* a glob that matches nothing */
     snprintf(dir, sizeof(dir), "%s", tu_tmpdir("data_err_empty"));
@@ -919,6 +1110,10 @@ int main(void)
         cmocka_unit_test(test_fewer_files_than_ranks),
         cmocka_unit_test(test_epochs),
         cmocka_unit_test(test_cursor_resume),
+        cmocka_unit_test(test_streaming_epochs),
+        cmocka_unit_test(test_streaming_resume),
+        cmocka_unit_test(test_ordered_set),
+        cmocka_unit_test(test_streaming_bad_value),
         cmocka_unit_test(test_mlm_weights),
         cmocka_unit_test(test_dynamic_masking),
         cmocka_unit_test(test_token_counts),

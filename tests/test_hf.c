@@ -233,7 +233,7 @@ static void test_checkpoint_file(void **unused)
     assert_int_equal(td_model_init(&dst, &cfg.model, 1, 4, 1, &err), TD_OK);
     tu_fill_uniform(src.params, src.n_params, -1.0f, 1.0f, 3);
     float *zeros = calloc((size_t)src.n_params, sizeof(float));
-    td_data_cursor cursor = {0, 0};
+    td_data_cursor cursor = {0, 0, 0};
     char *yaml = td_config_to_yaml(&cfg);
     td_ckpt ck = {.tensors = src.tensors, .n_tensors = src.n_tensors, .n_params = src.n_params,
                   .params = src.params, .m = zeros, .v = zeros, .n_ranks = 1, .cursors = &cursor,

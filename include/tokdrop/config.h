@@ -62,6 +62,7 @@ typedef struct {
     int64_t seq_len;
     int64_t max_pred;
     td_masking masking;
+    int64_t memory_mb; /* per-rank window of samples; 0 = sized for the node (resolved at start) */
 } td_data_config;
 
 typedef struct {

@@ -4,6 +4,7 @@
 #ifndef TOKDROP_DATA_H
 #define TOKDROP_DATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tokdrop/error.h"
@@ -38,34 +39,59 @@ typedef struct {
     int dynamic_masking;  /* mask at read time: 15%, 80/10/10, from the RNG */
     /* token ids needed by dynamic masking; ignored otherwise */
     int32_t mask_id, cls_id, sep_id, pad_id;
+    int64_t memory_bytes; /* bound on the samples a rank holds (data.memory_mb); 0 = 4 GiB */
+    /* Evaluation sets: no shuffling, and the set is the first `limit`
+     * samples of the files in glob order (0 = all), rank r reading those
+     * with global index g % n_ranks == r, so that the set does not depend
+     * on the rank count. */
+    int ordered;
+    int64_t limit;
+    const char *key;      /* the config key of the glob, for messages ("data.train") */
 } td_data_options;
 
 typedef struct td_data td_data; /* opaque reader of one rank's sample stream */
 
 /* Opens the shard files matching glob_pattern (sorted by name), keeps those
  * this rank owns (file i belongs to rank i % n_ranks; with fewer files than
- * ranks, every rank opens all files and takes samples j % n_ranks == rank),
- * and checks every dataset's presence, rank, shape and integer type. An
- * error names the file and dataset and says what was expected. */
+ * ranks, or when ordered, every rank reads all files and takes samples
+ * g % n_ranks == rank), and checks every dataset's presence, rank, shape
+ * and integer type. An error names the file and dataset and says what was
+ * expected. Starts the background thread that loads the window. */
 td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_options *opt,
                        td_error *err);
 
-/* Fills batch->B samples from the stream, in this epoch's shuffled order,
- * moving to the next epoch (new shuffle) when the rank's samples run out.
- * Checks ids < vocab_size and names the file on a violation. */
+/* Fills batch->B samples from the stream, moving to the next epoch when
+ * the rank's samples run out. Values are validated as samples are loaded;
+ * a bad one is an error naming the file, dataset, row and column. */
 td_status td_data_next(td_data *data, td_batch *batch, td_error *err);
 
-/* The stream position, for checkpoints: (epoch, index in the epoch's order). */
+/* The stream position, for checkpoints: the epoch, the position in the
+ * epoch's stream, and the shuffle window the stream was read with (samples
+ * per chunk; 0 = the whole epoch shuffled as one, which is what checkpoints
+ * written before streaming hold). The same (seed, epoch, index, window)
+ * always gives the same samples. */
 typedef struct {
     int64_t epoch;
     int64_t index;
+    int64_t window;
 } td_data_cursor;
 td_data_cursor td_data_get_cursor(const td_data *data);
+/* Moves to (epoch, index); cursor.window is not used (compare it with
+ * td_data_get_cursor's to know whether the order is the one written). */
 void td_data_set_cursor(td_data *data, td_data_cursor cursor);
 
-/* Samples this rank reads per epoch, and in the whole dataset (all files). */
+/* Samples this rank reads per epoch, and in the whole dataset (all files,
+ * or the first `limit`). */
 int64_t td_data_rank_samples(const td_data *data);
 int64_t td_data_total_samples(const td_data *data);
+
+/* Where the stream is, for the log: the file the next sample comes from
+ * and its row there. */
+void td_data_describe_position(const td_data *data, char *out, size_t n);
+
+/* A default for data.memory_mb on this node: an eighth of the physical
+ * memory shared by the ranks on the node, within [256, 4096] MiB. */
+int64_t td_data_default_memory_mb(int ranks_on_node);
 
 /* Sum of the `token_counts [V]` datasets of ALL shard files matching the
  * glob (so every rank gets the same counts). Files without the dataset are

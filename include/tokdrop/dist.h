@@ -43,6 +43,9 @@ void td_dist_progress(td_dist_pending *p);
 void td_dist_wait(td_dist_pending *p);
 
 /* Collective: the same 64-bit value on every rank? (e.g. a parameter hash) */
+/* Ranks running on this rank's node (sharing its memory). Collective. */
+int td_dist_ranks_on_node(const td_dist *dist);
+
 bool td_dist_all_equal_u64(const td_dist *dist, uint64_t value);
 
 /* Collective: true when any rank passes failed = true. Lets every rank stop

@@ -18,10 +18,11 @@ typedef struct {
     double mlm_loss, mlm_acc, nsp_loss, nsp_acc;
 } td_eval_result;
 
-/* Evaluates up to max_batches micro-batches of batch->B sequences per rank
- * (fewer when the rank's eval samples run out; each sample at most once).
- * batch is scratch of the model's capacity. Collective. */
-td_status td_eval_run(td_model *model, td_data *eval_data, td_batch *batch, int64_t max_batches,
-                      const td_dist *dist, td_eval_result *out, td_error *err);
+/* Evaluates every sample of this rank's share of the evaluation set (an
+ * ordered reader: the set is the same whatever the rank count), in
+ * micro-batches of at most batch->B sequences; batch is scratch of the
+ * model's capacity. Collective. */
+td_status td_eval_run(td_model *model, td_data *eval_data, td_batch *batch, const td_dist *dist,
+                      td_eval_result *out, td_error *err);
 
 #endif

@@ -10,10 +10,11 @@
 /* Where in the program a random stream is used; part of the key so that
  * streams never collide. Dropout sites add the layer index (see model.c). */
 typedef enum {
-    TD_SITE_SHUFFLE = 1,      /* data order of an epoch */
+    TD_SITE_SHUFFLE = 1,      /* data order within a chunk of an epoch */
     TD_SITE_MASKING = 2,      /* dynamic masking of a sample in an epoch */
     TD_SITE_DROP_RANDOM = 3,  /* importance: random selection */
     TD_SITE_INIT = 4,         /* parameter initialization */
+    TD_SITE_FILE_ORDER = 5,   /* order of a rank's shard files in an epoch */
     TD_SITE_DROPOUT = 16,     /* dropout sites: TD_SITE_DROPOUT + k */
 } td_rng_site;
 

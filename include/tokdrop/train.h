@@ -58,10 +58,13 @@ typedef struct {
     td_watchdog *watchdog; /* may be NULL; beaten at every phase of a step */
 } td_trainer;
 
-/* The data reader options a config implies for this rank (special token
- * ids for dynamic masking come from vocab, which may be empty otherwise). */
+/* The data reader options a config implies for this rank, for data.train
+ * or (eval) data.eval: the evaluation set is the first run.eval_batches x
+ * train.micro_batch sequences of data.eval, in file order, whatever the
+ * rank count. Special token ids for dynamic masking come from vocab, which
+ * may be empty otherwise. */
 td_status td_trainer_data_options(td_data_options *opt, const td_config *cfg, const td_dist *dist,
-                                  const td_vocab *vocab, td_error *err);
+                                  const td_vocab *vocab, bool eval, td_error *err);
 
 /* Builds the model (from model.init or a seeded random init), optimizer,
  * importance table and the rank's data stream. cfg must be resolved and

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "tokdrop/blas.h"
+#include "tokdrop/data.h"
 #include "tokdrop/gemm.h"
 #include "tokdrop/log.h"
 
@@ -19,6 +20,8 @@ bool td_cli_load_config(td_config *cfg, const char *path, const char *const *set
     if (st == TD_OK) {
         td_config_resolve(cfg);
         cfg->train.precision = td_gemm_resolve_precision(cfg->train.precision);
+        if (cfg->data.memory_mb == 0)
+            cfg->data.memory_mb = td_data_default_memory_mb(td_dist_ranks_on_node(dist));
         st = td_config_validate(cfg, &err);
     }
     if (st == TD_OK) { /* can this CPU run the precision? */

@@ -47,7 +47,7 @@ static td_status evaluate(const td_config *cfg, const char *ckpt_path, const td_
     free(ck.config_yaml);
     if ((st = td_model_set_precision(&model, cfg->train.precision, err)) != TD_OK) goto done;
     td_data_options opt;
-    if ((st = td_trainer_data_options(&opt, cfg, dist, &vocab, err)) != TD_OK) goto done;
+    if ((st = td_trainer_data_options(&opt, cfg, dist, &vocab, true, err)) != TD_OK) goto done;
     if ((st = td_data_open(&data, cfg->data.eval, &opt, err)) != TD_OK) goto done;
     td_batch_init(&batch, cfg->train.micro_batch, cfg->data.seq_len, cfg->data.max_pred);
 done:
@@ -57,7 +57,7 @@ done:
     if (td_dist_any_failed(dist, st != TD_OK)) {
         if (st == TD_OK) st = td_error_set(err, TD_ERR_MPI, "another rank failed");
     } else {
-        st = td_eval_run(&model, data, &batch, cfg->run.eval_batches, dist, r, err);
+        st = td_eval_run(&model, data, &batch, dist, r, err);
         if (st != TD_OK) fprintf(stderr, "tokdrop: rank %d: %s\n", dist->rank, err->msg);
     }
     td_batch_free(&batch);

@@ -79,7 +79,7 @@ static td_status import(const char *dir, const char *ckpt_path, td_error *err)
     int n_new_heads = 0;
     st = td_weights_load(&model, weights, &n_new_heads, err);
     float *zeros = td_xcalloc((size_t)model.n_params, sizeof(float)); /* LAMB m and v */
-    td_data_cursor cursor = {0, 0};
+    td_data_cursor cursor = {0, 0, 0};
     char *yaml = td_config_to_yaml(&cfg);
     td_ckpt ck = {
         .step = 0,

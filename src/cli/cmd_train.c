@@ -114,12 +114,7 @@ static int threads_per_rank(const td_config *cfg, const td_dist *dist)
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int allowed = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)online;
     if (allowed < online) return allowed > 0 ? allowed : 1;
-    MPI_Comm node;
-    int on_node = 1;
-    MPI_Comm_split_type(dist->comm, MPI_COMM_TYPE_SHARED, dist->rank, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &on_node);
-    MPI_Comm_free(&node);
-    int n = (int)(online / on_node);
+    int n = (int)(online / td_dist_ranks_on_node(dist));
     return n > 0 ? n : 1;
 }
 
@@ -307,8 +302,11 @@ int td_cmd_train(int argc, char **argv)
         td_dist_finalize(&dist);
         return TD_EXIT_OK;
     }
-    if (st == TD_OK && ckpt_path[0])
-        td_log(&dist, "resuming from %s (step %lld)", ckpt_path, (long long)from_step);
+    if (st == TD_OK && ckpt_path[0] && dist.rank == 0) {
+        char where[TD_PATH_LEN + 128];
+        td_data_describe_position(tr.data, where, sizeof(where));
+        td_log(&dist, "resuming from %s (step %lld); rank 0 data at %s", ckpt_path, (long long)from_step, where);
+    }
 
     td_jsonl metrics = {0}, evals = {0};
     created_paths created = {0};
