@@ -4,7 +4,12 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "file_atomic.h"
 
 void td_log(const td_dist *dist, const char *fmt, ...)
 {
@@ -62,4 +67,90 @@ void td_jsonl_close(td_jsonl *j)
 {
     if (j->f) fclose(j->f);
     j->f = NULL;
+}
+
+/* The lines td_jsonl_keep_steps keeps: [start, end) ranges of a buffer. */
+typedef struct {
+    const char *buf;
+    const int64_t *start, *end;
+    int64_t n;
+} kept_lines;
+
+static td_status write_kept_lines(FILE *f, const void *ctx, td_error *err)
+{
+    (void)err;
+    const kept_lines *k = ctx;
+    for (int64_t i = 0; i < k->n; i++) fwrite(k->buf + k->start[i], 1, (size_t)(k->end[i] - k->start[i]), f);
+    return TD_OK; /* a failed write shows in ferror, reported by the caller */
+}
+
+/* The value of the "step" key of one JSON line (NUL-terminated), or false. */
+static bool line_step(const char *line, long long *step)
+{
+    const char *p = strstr(line, "\"step\":");
+    if (!p) return false;
+    char *end;
+    errno = 0;
+    *step = strtoll(p + 7, &end, 10);
+    return errno == 0 && end != p + 7;
+}
+
+td_status td_jsonl_keep_steps(const char *path, int64_t max_step, int64_t *n_dropped, td_error *err)
+{
+    if (n_dropped) *n_dropped = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return TD_OK;
+        return td_error_set(err, TD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return td_error_set(err, TD_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = td_xmalloc(n + 1);
+    bool read_ok = fread(buf, 1, n, f) == n;
+    fclose(f);
+    if (!read_ok) {
+        free(buf);
+        return td_error_set(err, TD_ERR_IO, "%s: read failed", path);
+    }
+    buf[n] = '\0';
+
+    int64_t n_lines = 0;
+    for (size_t i = 0; i < n; i++) n_lines += buf[i] == '\n';
+    int64_t *start = td_xmalloc((size_t)(n_lines + 1) * sizeof(int64_t));
+    int64_t *end = td_xmalloc((size_t)(n_lines + 1) * sizeof(int64_t));
+    int64_t kept = 0, dropped = 0;
+    long long last_step = -1;
+    for (size_t i = 0; i < n;) {
+        char *nl = memchr(buf + i, '\n', n - i);
+        if (!nl) { /* torn last line: the writer died in the middle of it */
+            dropped++;
+            break;
+        }
+        *nl = '\0';
+        long long step;
+        bool keep = line_step(buf + i, &step) && step <= max_step && step > last_step;
+        *nl = '\n';
+        if (keep) {
+            start[kept] = (int64_t)i;
+            end[kept++] = nl + 1 - buf;
+            last_step = step;
+        } else {
+            dropped++;
+        }
+        i = (size_t)(nl + 1 - buf);
+    }
+    td_status st = TD_OK;
+    if (dropped > 0) {
+        kept_lines k = {buf, start, end, kept};
+        st = td_file_write_atomic(path, write_kept_lines, &k, err);
+    }
+    free(start);
+    free(end);
+    free(buf);
+    if (n_dropped && st == TD_OK) *n_dropped = dropped;
+    return st;
 }

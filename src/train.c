@@ -55,6 +55,16 @@ td_status td_trainer_data_options(td_data_options *o, const td_config *cfg, cons
     return TD_OK;
 }
 
+/* Puts the config key a failure comes from in front of its message, so a
+ * bad path names the key to fix. */
+static void blame_key(td_error *err, td_status st, const char *key)
+{
+    if (!err) return;
+    char msg[TD_ERROR_MSG_LEN];
+    snprintf(msg, sizeof(msg), "%s", err->msg);
+    td_error_set(err, st, "%s: %s", key, msg);
+}
+
 td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *dist, td_error *err)
 {
     memset(tr, 0, sizeof(*tr));
@@ -65,7 +75,10 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
     td_status st;
 
     if (mc->vocab[0]) {
-        if ((st = td_vocab_load(&tr->vocab, mc->vocab, err)) != TD_OK) goto fail;
+        if ((st = td_vocab_load(&tr->vocab, mc->vocab, err)) != TD_OK) {
+            blame_key(err, st, "model.vocab");
+            goto fail;
+        }
         if (tr->vocab.size != mc->vocab_size) {
             st = td_error_set(err, TD_ERR_CONFIG, "%s has %lld tokens but model.vocab_size = %lld",
                               mc->vocab, (long long)tr->vocab.size, (long long)mc->vocab_size);
@@ -77,7 +90,10 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
     td_model_init_weights(&tr->model, cfg->train.seed);
     if (mc->init[0]) {
         int n_new_heads = 0;
-        if ((st = td_weights_load(&tr->model, mc->init, &n_new_heads, err)) != TD_OK) goto fail;
+        if ((st = td_weights_load(&tr->model, mc->init, &n_new_heads, err)) != TD_OK) {
+            blame_key(err, st, "model.init");
+            goto fail;
+        }
         td_log(dist, "weights from %s%s", mc->init,
                n_new_heads ? " (it has no pretraining heads: they start from a random init)" : "");
     }
@@ -361,10 +377,11 @@ static void warn_to_stderr(void *ctx, const char *msg)
     fprintf(stderr, "tokdrop: warning: %s\n", msg);
 }
 
-td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, td_error *err)
+td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, char *ckpt_path, size_t path_len, td_error *err)
 {
     const td_dist *dist = tr->dist;
     *from_step = 0;
+    if (path_len > 0) ckpt_path[0] = '\0';
     /* rank 0 chooses the file (and reports corrupt ones once) */
     char path[TD_PATH_LEN + 64] = "";
     td_status st = TD_OK;
@@ -413,11 +430,6 @@ td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, td_error *err)
     td_data_set_cursor(tr->data, mine);
     free(cursors);
     *from_step = ck.step;
-    if (dist->rank == 0) {
-        char where[TD_PATH_LEN + 128];
-        td_data_describe_position(tr->data, where, sizeof(where));
-        fprintf(stderr, "tokdrop: resuming from %s (step %lld); rank 0 data at %s\n", path,
-                (long long)ck.step, where);
-    }
+    snprintf(ckpt_path, path_len, "%s", path);
     return TD_OK;
 }

@@ -3,6 +3,7 @@
 #ifndef TOKDROP_LOG_H
 #define TOKDROP_LOG_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "tokdrop/dist.h"
@@ -22,5 +23,13 @@ void td_jsonl_int(td_jsonl *j, const char *key, long long value);
 void td_jsonl_num(td_jsonl *j, const char *key, double value);
 void td_jsonl_end(td_jsonl *j); /* writes the line and flushes */
 void td_jsonl_close(td_jsonl *j);
+
+/* For a resumed run, whose rows past its checkpoint are computed again:
+ * keeps the rows of the JSON-lines file at path whose "step" is <= max_step
+ * and greater than the step of the row kept before it (so steps increase),
+ * drops the others and a torn last line, and rewrites the file atomically
+ * when anything was dropped. A missing file is no error. *n_dropped (may be
+ * NULL) receives the number of lines dropped. */
+td_status td_jsonl_keep_steps(const char *path, int64_t max_step, int64_t *n_dropped, td_error *err);
 
 #endif

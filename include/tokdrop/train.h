@@ -81,9 +81,11 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *stats, td_error *err);
 td_status td_trainer_save(td_trainer *tr, td_error *err);
 
 /* Restores the newest valid checkpoint of run.dir/checkpoints, if any
- * (collective). *from_step is the step it held, 0 when none was found.
- * Corrupt newer checkpoints are reported on stderr and skipped. */
-td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, td_error *err);
+ * (collective). *from_step is the step it held and ckpt_path (path_len
+ * bytes) its file, on every rank; 0 and "" when none was found. Corrupt
+ * newer checkpoints are reported on stderr and skipped. */
+td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, char *ckpt_path, size_t path_len,
+                            td_error *err);
 
 /* Evaluates on data.eval (run.eval_batches micro-batches per rank). */
 td_status td_trainer_eval(td_trainer *tr, td_eval_result *result, td_error *err);

@@ -22,8 +22,37 @@
 #define TD_DEFAULT_THREADS 0
 #endif
 
-/* mkdir -p */
-static td_status make_dirs(const char *path, td_error *err)
+/* What this invocation created in the run directory (directories of
+ * run.dir it had to make, files that did not exist), in creation order:
+ * a run that fails before its first step removes exactly these, never
+ * anything that was there before. */
+#define TD_MAX_CREATED 64
+typedef struct {
+    char *paths[TD_MAX_CREATED];
+    int n;
+} created_paths;
+
+static void created_add(created_paths *c, const char *path)
+{
+    if (c->n < TD_MAX_CREATED) c->paths[c->n++] = strdup(path);
+}
+
+/* Newest first, so files go before their directories. remove() leaves a
+ * directory that holds anything else. */
+static void created_remove(created_paths *c)
+{
+    for (int i = c->n - 1; i >= 0; i--)
+        if (c->paths[i]) remove(c->paths[i]);
+}
+
+static void created_free(created_paths *c)
+{
+    for (int i = 0; i < c->n; i++) free(c->paths[i]);
+    c->n = 0;
+}
+
+/* mkdir -p, recording each directory it made */
+static td_status make_dirs(const char *path, created_paths *created, td_error *err)
 {
     char buf[TD_PATH_LEN];
     snprintf(buf, sizeof(buf), "%s", path);
@@ -31,13 +60,47 @@ static td_status make_dirs(const char *path, td_error *err)
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return td_error_set(err, TD_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+            if (mkdir(buf, 0777) == 0)
+                created_add(created, buf);
+            else if (errno != EEXIST)
+                return td_error_set(err, TD_ERR_IO, "run.dir: cannot create directory %s: %s", buf, strerror(errno));
             *p = c;
             if (c == '\0') break;
         }
     }
     return TD_OK;
+}
+
+/* Rank 0, once set-up and resume succeeded: run.dir with the resolved
+ * config.yaml, and metrics.jsonl / eval.jsonl opened for appending after
+ * dropping the rows past from_step (a resumed run computes them again). */
+static td_status open_run_dir(const td_config *cfg, const td_dist *dist, int64_t from_step, td_jsonl *metrics,
+                              td_jsonl *evals, created_paths *created, td_error *err)
+{
+    td_status st = make_dirs(cfg->run.dir, created, err);
+    if (st != TD_OK) return st;
+    char path[TD_PATH_LEN + 32];
+    snprintf(path, sizeof(path), "%s/config.yaml", cfg->run.dir);
+    if (access(path, F_OK) != 0) created_add(created, path);
+    char *yaml = td_config_to_yaml(cfg);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(yaml, f) < 0) st = td_error_set(err, TD_ERR_IO, "cannot write %s", path);
+    if (f && fclose(f) != 0 && st == TD_OK) st = td_error_set(err, TD_ERR_IO, "cannot write %s", path);
+    free(yaml);
+    const char *names[2] = {"metrics.jsonl", "eval.jsonl"};
+    td_jsonl *files[2] = {metrics, evals};
+    for (int i = 0; i < 2 && st == TD_OK; i++) {
+        if (i == 1 && !cfg->data.eval[0]) break;
+        snprintf(path, sizeof(path), "%s/%s", cfg->run.dir, names[i]);
+        int64_t dropped = 0;
+        st = td_jsonl_keep_steps(path, from_step, &dropped, err);
+        if (st == TD_OK && dropped > 0)
+            td_log(dist, "%s: dropped %lld row%s past step %lld (computed again)", path, (long long)dropped,
+                   dropped > 1 ? "s" : "", (long long)from_step);
+        if (st == TD_OK && access(path, F_OK) != 0) created_add(created, path);
+        if (st == TD_OK) st = td_jsonl_open(files[i], dist, path, err);
+    }
+    return st;
 }
 
 /* Threads per rank: the config's, else the cores this rank may use. When a
@@ -76,18 +139,38 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_end(j);
 }
 
-/* Set by SIGTERM/SIGUSR1 (Slurm preemption, scancel, --signal): the run
- * finishes its step, checkpoints and exits with TD_EXIT_STOPPED. */
-static volatile sig_atomic_t stop_requested = 0;
+/* Set by SIGTERM/SIGUSR1 (Slurm --signal, scancel --signal, mpirun's
+ * forwarding of SIGUSR1): the run finishes its step, checkpoints and exits
+ * with TD_EXIT_STOPPED. Holds the signal's number. */
+static volatile sig_atomic_t stop_signal = 0;
+
+/* Open MPI's mpirun cannot forward SIGTERM: on SIGTERM it ends the job
+ * itself (exit status 1; its ranks get SIGCONT, SIGTERM a second later and
+ * SIGKILL a second after that), whatever the ranks do. Rank 0 says so when
+ * SIGTERM reaches it under mpirun, since the job's exit status will not. */
+static char mpirun_sigterm_note[512];
+static size_t mpirun_sigterm_note_len = 0;
 
 static void on_stop_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGTERM && mpirun_sigterm_note_len > 0 && stop_signal == 0)
+        (void)!write(STDERR_FILENO, mpirun_sigterm_note, mpirun_sigterm_note_len);
+    stop_signal = sig;
 }
 
-static void install_stop_handlers(void)
+/* Installed before set-up: a signal that arrives while the data loads
+ * stops the run after its first step rather than killing it. */
+static void install_stop_handlers(const td_dist *dist)
 {
+    /* an mpirun (ORTE) launch is the one that sets the HNP's address */
+    if (dist->rank == 0 && getenv("OMPI_MCA_orte_hnp_uri")) {
+        snprintf(mpirun_sigterm_note, sizeof(mpirun_sigterm_note),
+                 "tokdrop: rank 0: SIGTERM under Open MPI's mpirun: if mpirun got it too, it ends "
+                 "the job with status 1 and kills the ranks, checkpoint or not; send SIGUSR1 to "
+                 "mpirun to stop at a checkpoint with status 75 (README, \"Stop signals and "
+                 "launchers\")\n");
+        mpirun_sigterm_note_len = strlen(mpirun_sigterm_note);
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop_signal;
@@ -170,31 +253,15 @@ int td_cmd_train(int argc, char **argv)
     int threads = threads_per_rank(&cfg, &dist);
     td_blas_set_threads(threads);
     td_cli_log_precision(&dist, &cfg, threads);
+    if (!dump_path) install_stop_handlers(&dist);
 
-    td_jsonl metrics = {0}, evals = {0};
-    if (!dump_path && dist.rank == 0) {
-        st = make_dirs(cfg.run.dir, &err);
-        if (st == TD_OK) {
-            char path[TD_PATH_LEN + 32];
-            snprintf(path, sizeof(path), "%s/config.yaml", cfg.run.dir);
-            char *yaml = td_config_to_yaml(&cfg);
-            FILE *f = fopen(path, "w");
-            if (!f || fputs(yaml, f) < 0) st = td_error_set(&err, TD_ERR_IO, "cannot write %s", path);
-            if (f) fclose(f);
-            free(yaml);
-            snprintf(path, sizeof(path), "%s/metrics.jsonl", cfg.run.dir);
-            if (st == TD_OK) st = td_jsonl_open(&metrics, &dist, path, &err);
-            snprintf(path, sizeof(path), "%s/eval.jsonl", cfg.run.dir);
-            if (st == TD_OK && cfg.data.eval[0]) st = td_jsonl_open(&evals, &dist, path, &err);
-        }
-    }
+    /* everything that can fail on a bad path or file comes before run.dir
+     * is touched, so such a run leaves nothing behind */
     td_trainer tr;
-    if (st == TD_OK) st = td_trainer_init(&tr, &cfg, &dist, &err);
+    st = td_trainer_init(&tr, &cfg, &dist, &err);
     if (st != TD_OK) fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
     if (td_dist_any_failed(&dist, st != TD_OK)) {
         if (st == TD_OK) td_trainer_free(&tr);
-        td_jsonl_close(&metrics);
-        td_jsonl_close(&evals);
         td_dist_finalize(&dist);
         return TD_EXIT_FAILURE;
     }
@@ -217,64 +284,100 @@ int td_cmd_train(int argc, char **argv)
             td_log(&dist, "step 1 loss %.6f (mlm %.6f, nsp %.6f) dumped to %s", s.loss, s.mlm_loss,
                    s.nsp_loss, dump_path);
         }
-    } else {
-        int64_t from_step = 0;
-        st = td_trainer_resume(&tr, &from_step, &err);
-        tr.watchdog = td_watchdog_start(&dist, td_watchdog_timeout_from_env());
-        install_stop_handlers();
-        double elapsed = 0; /* seconds of training and evaluation */
-        bool stopped = false;
-        while (st == TD_OK && tr.step < cfg.train.steps) {
-            td_step_stats s;
-            st = td_trainer_step(&tr, &s, &err);
-            if (st != TD_OK) break;
-            elapsed += s.t_total;
-            maybe_inject_fault(&dist, s.step);
-            bool last = s.step == cfg.train.steps;
-            if (s.step % cfg.run.log_every == 0 || last) {
-                write_metrics(&metrics, &s);
-                double eta = elapsed / (double)s.step * (double)(cfg.train.steps - s.step);
-                td_log(&dist, "step %lld/%lld loss %.4f (mlm %.4f acc %.3f, nsp %.4f) lr %.3g |g| %.3g %.1f seq/s eta %.0fs",
-                       (long long)s.step, (long long)cfg.train.steps, s.loss, s.mlm_loss, s.mlm_acc,
-                       s.nsp_loss, s.lr, s.grad_norm, (double)s.sequences / s.t_total, eta);
-            }
-            if ((s.step % TD_REPLICA_CHECK_EVERY == 0 || last) &&
-                (st = td_trainer_check_replicas(&tr, &err)) != TD_OK)
-                break;
-            bool eval_due = cfg.run.eval_every > 0 && s.step % cfg.run.eval_every == 0;
-            if (tr.eval_data && (eval_due || last)) {
-                double t0 = MPI_Wtime();
-                td_eval_result r;
-                if ((st = td_trainer_eval(&tr, &r, &err)) != TD_OK) break;
-                elapsed += MPI_Wtime() - t0;
-                write_eval(&evals, s.step, elapsed, &r);
-                td_log(&dist, "eval at step %lld: mlm loss %.4f acc %.4f, nsp loss %.4f acc %.4f (%lld sequences)",
-                       (long long)s.step, r.mlm_loss, r.mlm_acc, r.nsp_loss, r.nsp_acc,
-                       (long long)r.sequences);
-            }
-            /* every rank learns of a signal to any rank at the same step */
-            td_watchdog_beat(tr.watchdog, "agreeing with the other ranks on stop signals");
-            stopped = td_dist_any_failed(&dist, stop_requested != 0);
-            bool ckpt_due = cfg.run.checkpoint_every > 0 && s.step % cfg.run.checkpoint_every == 0;
-            if (ckpt_due || last || stopped) {
-                if ((st = td_trainer_save(&tr, &err)) != TD_OK) break;
-                td_log(&dist, "checkpoint at step %lld", (long long)s.step);
-            }
-            if (stopped) {
-                td_log(&dist, "stopped by a signal after step %lld; run again to continue", (long long)s.step);
-                exit_code = TD_EXIT_STOPPED;
-                break;
-            }
+        td_trainer_free(&tr);
+        td_dist_finalize(&dist);
+        return exit_code;
+    }
+
+    int64_t from_step = 0;
+    char ckpt_path[TD_PATH_LEN + 64];
+    st = td_trainer_resume(&tr, &from_step, ckpt_path, sizeof(ckpt_path), &err);
+    if (st == TD_OK && ckpt_path[0] && from_step >= cfg.train.steps) {
+        /* a requeued or repeated job of a run that is done: nothing to
+         * train, and metrics.jsonl stays as it is */
+        td_log(&dist, "the run in %s is finished: step %lld%s of train.steps %lld, checkpoint %s; "
+               "nothing to train", cfg.run.dir, (long long)from_step,
+               from_step > cfg.train.steps ? " (past the end)" : "", (long long)cfg.train.steps, ckpt_path);
+        td_trainer_free(&tr);
+        td_dist_finalize(&dist);
+        return TD_EXIT_OK;
+    }
+    if (st == TD_OK && ckpt_path[0] && dist.rank == 0) {
+        char where[TD_PATH_LEN + 128];
+        td_data_describe_position(tr.data, where, sizeof(where));
+        td_log(&dist, "resuming from %s (step %lld); rank 0 data at %s", ckpt_path, (long long)from_step, where);
+    }
+
+    td_jsonl metrics = {0}, evals = {0};
+    created_paths created = {0};
+    if (st == TD_OK && dist.rank == 0)
+        st = open_run_dir(&cfg, &dist, from_step, &metrics, &evals, &created, &err);
+    if (td_dist_any_failed(&dist, st != TD_OK) && st == TD_OK)
+        st = td_error_set(&err, TD_ERR_MPI, "rank 0 could not set up the run directory %s", cfg.run.dir);
+
+    tr.watchdog = td_watchdog_start(&dist, td_watchdog_timeout_from_env());
+    double elapsed = 0;     /* seconds of training and evaluation since the start or resume */
+    int64_t steps_done = 0; /* by this invocation */
+    while (st == TD_OK && tr.step < cfg.train.steps) {
+        td_step_stats s;
+        st = td_trainer_step(&tr, &s, &err);
+        if (st != TD_OK) break;
+        steps_done++;
+        elapsed += s.t_total;
+        maybe_inject_fault(&dist, s.step);
+        bool last = s.step == cfg.train.steps;
+        if (s.step % cfg.run.log_every == 0 || last) {
+            write_metrics(&metrics, &s);
+            /* the time per step of this invocation: a resumed run's earlier
+             * steps took time in another job */
+            double eta = elapsed / (double)steps_done * (double)(cfg.train.steps - s.step);
+            td_log(&dist, "step %lld/%lld loss %.4f (mlm %.4f acc %.3f, nsp %.4f) lr %.3g |g| %.3g %.1f seq/s eta %.0fs",
+                   (long long)s.step, (long long)cfg.train.steps, s.loss, s.mlm_loss, s.mlm_acc,
+                   s.nsp_loss, s.lr, s.grad_norm, (double)s.sequences / s.t_total, eta);
         }
-        td_watchdog_stop(tr.watchdog);
-        tr.watchdog = NULL;
-        if (st != TD_OK) {
-            fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
-            exit_code = TD_EXIT_FAILURE;
+        if ((s.step % TD_REPLICA_CHECK_EVERY == 0 || last) &&
+            (st = td_trainer_check_replicas(&tr, &err)) != TD_OK)
+            break;
+        bool eval_due = cfg.run.eval_every > 0 && s.step % cfg.run.eval_every == 0;
+        if (tr.eval_data && (eval_due || last)) {
+            double t0 = MPI_Wtime();
+            td_eval_result r;
+            if ((st = td_trainer_eval(&tr, &r, &err)) != TD_OK) break;
+            elapsed += MPI_Wtime() - t0;
+            write_eval(&evals, s.step, elapsed, &r);
+            td_log(&dist, "eval at step %lld: mlm loss %.4f acc %.4f, nsp loss %.4f acc %.4f (%lld sequences)",
+                   (long long)s.step, r.mlm_loss, r.mlm_acc, r.nsp_loss, r.nsp_acc,
+                   (long long)r.sequences);
         }
+        /* every rank learns of a signal to any rank at the same step; a
+         * signal during the last step changes nothing: the run is done */
+        td_watchdog_beat(tr.watchdog, "agreeing with the other ranks on stop signals");
+        int sig = stop_signal;
+        bool stopped = td_dist_any_failed(&dist, sig != 0) && !last;
+        bool ckpt_due = cfg.run.checkpoint_every > 0 && s.step % cfg.run.checkpoint_every == 0;
+        if (ckpt_due || last || stopped) {
+            if ((st = td_trainer_save(&tr, &err)) != TD_OK) break;
+            td_log(&dist, "checkpoint at step %lld", (long long)s.step);
+        }
+        if (stopped) {
+            td_log(&dist, "stopped by %s after step %lld; run again to continue",
+                   sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal to another rank",
+                   (long long)s.step);
+            exit_code = TD_EXIT_STOPPED;
+            break;
+        }
+    }
+    td_watchdog_stop(tr.watchdog);
+    tr.watchdog = NULL;
+    if (st != TD_OK) {
+        fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
+        exit_code = TD_EXIT_FAILURE;
     }
     td_jsonl_close(&metrics);
     td_jsonl_close(&evals);
+    /* failed before its first step: leave no half-made run directory */
+    if (exit_code == TD_EXIT_FAILURE && steps_done == 0) created_remove(&created);
+    created_free(&created);
     td_trainer_free(&tr);
     td_dist_finalize(&dist);
     return exit_code;

@@ -9,8 +9,14 @@ add_test(NAME cli_rank_invariance
 set_tests_properties(cli_rank_invariance PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 add_test(NAME cli_resume
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/resume.sh $<TARGET_FILE:tokdrop-bin>
-                 ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_resume)
+                 ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_resume)
 set_tests_properties(cli_resume PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+# Stop signals with no launcher and under mpirun: exit 75, a checkpoint at
+# the stopped step, and a resumed run bit-identical to an uninterrupted one.
+add_test(NAME cli_stop_signal
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/stop_signal.sh $<TARGET_FILE:tokdrop-bin>
+                 ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_stop_signal)
+set_tests_properties(cli_stop_signal PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 add_test(NAME cli_mpi_failures
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/mpi_failures.sh $<TARGET_FILE:tokdrop-bin>
                  ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_mpi_failures)

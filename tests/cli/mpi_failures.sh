@@ -1,7 +1,8 @@
 #!/bin/sh
 # A failure on one rank ends the whole job quickly with that rank's message:
 #  1. a shard owned only by rank 1 holds an id >= vocab_size: both ranks
-#     exit non-zero at start-up and the message names the file;
+#     exit non-zero before their first step, the message names the file,
+#     and no run directory is left behind;
 #  2. rank 1 stops responding after step 3 (TOKDROP_FAULT): rank 0's
 #     watchdog (TOKDROP_TIMEOUT=3) aborts the job instead of waiting forever.
 #   mpi_failures.sh TOKDROP MPIEXEC SOURCE_DIR WORKDIR
@@ -22,6 +23,7 @@ rc=$?
 [ "$rc" != 0 ] && [ "$rc" != 124 ] || { cat "$work/bad.log"; fail "bad shard: exit $rc"; }
 grep -q "rank 1: .*part_1.h5.*input_ids" "$work/bad.log" || { cat "$work/bad.log"; fail "message does not name rank, file and dataset"; }
 [ $(( $(date +%s) - start )) -lt 30 ] || fail "bad shard: took too long"
+[ ! -e "$work/bad" ] || fail "bad shard: left a run directory behind"
 
 # 2. a stalled rank
 start=$(date +%s)

@@ -3,7 +3,10 @@
 #  1. a tiny model trains 60 steps with token dropping and its loss falls;
 #  2. a bad config key is refused before any work, naming file, line, key;
 #  3. a data glob that matches nothing is an error naming the pattern;
-#  4. --set overrides reach the run (resolved config.yaml shows them).
+#  4. --set overrides reach the run (resolved config.yaml shows them);
+#  5. a run that fails before its first step (bad vocab, bad init file, no
+#     data, non-finite first step) names the key at fault and leaves no
+#     run directory, nor anything in one that existed before.
 #   train_runs.sh TOKDROP SOURCE_DIR WORKDIR
 set -u
 tokdrop=$1
@@ -43,7 +46,41 @@ grep -q "bad.yaml:3" "$work/bad.log" && grep -q "model.hiden" "$work/bad.log" ||
 rc=$?
 [ "$rc" = 1 ] || fail "missing data: exit $rc, expected 1"
 grep -q "nothing/\*.h5" "$work/nodata.log" || { cat "$work/nodata.log"; fail "missing data message"; }
+[ ! -e "$work/run3" ] || fail "missing data: left a run directory behind"
 
 # 4. --set reaches the resolved config
 grep -q "steps: 60" "$work/run/config.yaml" || fail "--set train.steps not in config.yaml"
+# 5. failures before the first step
+setup_fails() { # name, key the message must start with, run.dir, --set arguments
+    name=$1
+    key=$2
+    dir=$3
+    shift 3
+    "$tokdrop" train "$cfg" --set "run.dir=$dir" "$@" 2> "$work/$name.log"
+    rc=$?
+    [ "$rc" = 1 ] || { cat "$work/$name.log"; fail "$name: exit $rc, expected 1"; }
+    grep -q "rank 0: $key: " "$work/$name.log" || { cat "$work/$name.log"; fail "$name: message does not name $key"; }
+}
+setup_fails vocab model.vocab "$work/new/run" --set "model.vocab=$work/nope/vocab.txt"
+setup_fails init model.init "$work/new/run" --set "model.init=$work/fx/vocab.txt"
+[ ! -e "$work/new" ] || fail "a failed set-up left $work/new behind"
+# the first step is not finite (a NaN in the initial weights): what this
+# invocation made goes, what was there stays
+/usr/bin/python3 - "$work/fx/init.safetensors" "$work/nan.safetensors" <<'PY'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+off = 8 + n + h["bert.embeddings.word_embeddings.weight"]["data_offsets"][0]
+b[off:off + 4] = struct.pack("<f", float("nan"))
+open(sys.argv[2], "wb").write(b)
+PY
+mkdir -p "$work/old"
+echo "kept" > "$work/old/notes.txt"
+"$tokdrop" train "$cfg" --set "run.dir=$work/old/new/run" --set "model.init=$work/nan.safetensors" 2> "$work/nan.log"
+[ "$?" = 1 ] && grep -q "step 1: loss nan" "$work/nan.log" || { cat "$work/nan.log"; fail "non-finite first step"; }
+"$tokdrop" train "$cfg" --set "run.dir=$work/old" --set "model.init=$work/nan.safetensors" 2> "$work/nan2.log"
+[ "$?" = 1 ] || { cat "$work/nan2.log"; fail "non-finite first step in an existing directory"; }
+[ "$(ls -A "$work/old")" = "notes.txt" ] && [ "$(cat "$work/old/notes.txt")" = kept ] ||
+    { ls -lR "$work/old"; fail "a run that failed in its first step left files or removed some"; }
 echo "train_runs: all checks passed"

@@ -1,0 +1,119 @@
+/* metrics.jsonl / eval.jsonl after a resume (td_jsonl_keep_steps): rows
+ * past the checkpoint's step, repeated or out-of-order steps and a torn
+ * last line go; a file with nothing to drop is left as it was; a missing
+ * file is no error. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tokdrop/log.h"
+
+static const char *write_file(const char *dir, const char *text)
+{
+    static char path[1024];
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static char *read_file(const char *path)
+{
+    static char buf[4096];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_drops_rows_past_step(void **state)
+{
+    (void)state;
+    const char *path = write_file(tu_tmpdir("log_past"),
+                                  "{\"step\": 1, \"loss\": 3}\n"
+                                  "{\"step\": 2, \"loss\": 2.5}\n"
+                                  "{\"step\": 3, \"loss\": 2}\n"
+                                  "{\"step\": 4, \"loss\": 1.5}\n"
+                                  "{\"step\": 5, \"lo");
+    int64_t dropped = -1;
+    td_error err = {0};
+    assert_int_equal(td_jsonl_keep_steps(path, 2, &dropped, &err), TD_OK);
+    assert_int_equal(dropped, 3); /* steps 3 and 4, and the torn line */
+    assert_string_equal(read_file(path), "{\"step\": 1, \"loss\": 3}\n{\"step\": 2, \"loss\": 2.5}\n");
+}
+
+static void test_repeated_and_unordered_steps(void **state)
+{
+    (void)state;
+    /* an earlier resume that appended without dropping */
+    const char *path = write_file(tu_tmpdir("log_repeat"),
+                                  "{\"step\": 10, \"x\": 1}\n"
+                                  "{\"step\": 20, \"x\": 2}\n"
+                                  "{\"step\": 15, \"x\": 3}\n"
+                                  "{\"step\": 20, \"x\": 4}\n"
+                                  "not json\n"
+                                  "{\"step\": 25, \"x\": 5}\n");
+    int64_t dropped = -1;
+    td_error err = {0};
+    assert_int_equal(td_jsonl_keep_steps(path, 100, &dropped, &err), TD_OK);
+    assert_int_equal(dropped, 3);
+    assert_string_equal(read_file(path),
+                        "{\"step\": 10, \"x\": 1}\n{\"step\": 20, \"x\": 2}\n{\"step\": 25, \"x\": 5}\n");
+    /* from step 0 (no checkpoint): nothing is kept */
+    assert_int_equal(td_jsonl_keep_steps(path, 0, &dropped, &err), TD_OK);
+    assert_int_equal(dropped, 3);
+    assert_string_equal(read_file(path), "");
+}
+
+static void test_nothing_to_drop_and_missing(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("log_keep");
+    const char *path = write_file(dir, "{\"step\": 1}\n{\"step\": 2}\n");
+    struct stat before, after;
+    assert_int_equal(stat(path, &before), 0);
+    int64_t dropped = -1;
+    td_error err = {0};
+    assert_int_equal(td_jsonl_keep_steps(path, 2, &dropped, &err), TD_OK);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(stat(path, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino); /* not rewritten */
+    assert_string_equal(read_file(path), "{\"step\": 1}\n{\"step\": 2}\n");
+
+    char missing[1024];
+    snprintf(missing, sizeof(missing), "%s/eval.jsonl", dir);
+    assert_int_equal(td_jsonl_keep_steps(missing, 5, &dropped, &err), TD_OK);
+    assert_int_equal(dropped, 0);
+    assert_int_not_equal(access(missing, F_OK), 0);
+}
+
+static void test_unreadable(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("log_dir");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
+    assert_int_equal(mkdir(path, 0777), 0); /* a directory where the file should be */
+    td_error err = {0};
+    assert_int_not_equal(td_jsonl_keep_steps(path, 5, NULL, &err), TD_OK);
+    assert_non_null(strstr(err.msg, "metrics.jsonl"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_drops_rows_past_step),
+        cmocka_unit_test(test_repeated_and_unordered_steps),
+        cmocka_unit_test(test_nothing_to_drop_and_missing),
+        cmocka_unit_test(test_unreadable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
