@@ -174,6 +174,7 @@ int td_cmd_train(int argc, char **argv)
 
     int threads = threads_per_rank(&cfg, &dist);
     td_blas_set_threads(threads);
+    td_cli_log_placement(&dist, threads);
     td_cli_log_precision(&dist, &cfg, threads);
 
     td_jsonl metrics = {0}, evals = {0};

@@ -41,3 +41,10 @@ add_test(NAME cli_bf16_docs
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/bf16_docs.sh $<TARGET_FILE:tokdrop-bin>
                  $<TARGET_FILE:tokdrop-prep> ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_bf16_docs)
 set_tests_properties(cli_bf16_docs PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+
+# Every rank's first log line: host, bound cores, threads (mpirun -n 2,
+# bound and not bound).
+add_test(NAME cli_placement
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/placement.sh $<TARGET_FILE:tokdrop-bin>
+                 ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_placement)
+set_tests_properties(cli_placement PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
