@@ -48,3 +48,13 @@ add_test(NAME cli_placement
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/placement.sh $<TARGET_FILE:tokdrop-bin>
                  ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_placement)
 set_tests_properties(cli_placement PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+
+# cluster/tokdrop.sbatch on a private one-node Slurm (cluster/slurm-local.sh):
+# SIGUSR1 as before a time limit, requeue, resume, bit-identical end. Skipped
+# (77) only where Slurm cannot be started: not root. Its own time-outs end it
+# (and stop its daemons) well before ctest's.
+add_test(NAME cli_slurm
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/slurm.sh $<TARGET_FILE:tokdrop-bin>
+                 ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_slurm)
+set_tests_properties(cli_slurm PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
+                     SKIP_RETURN_CODE 77 TIMEOUT 900)
