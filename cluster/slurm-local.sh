@@ -87,8 +87,8 @@ write_conf() { # ctld_port slurmd_port
     local hw cpus mem
     hw=$("$SLURMD" -C | head -n 1) || die "slurmd -C failed"
     # CPUs=.. Boards=.. SocketsPerBoard=.. CoresPerSocket=.. ThreadsPerCore=..
-    cpus=$(printf '%s\n' $hw | grep -E '^(CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=' | tr '\n' ' ')
-    mem=$(printf '%s\n' $hw | sed -n 's/^RealMemory=//p')
+    cpus=$(tr ' ' '\n' <<< "$hw" | grep -E '^(CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=' | tr '\n' ' ')
+    mem=$(tr ' ' '\n' <<< "$hw" | sed -n 's/^RealMemory=//p')
     mem=$((${mem:-1024} * 9 / 10)) # slurmd drains a node that reports less than configured
     cat > "$conf" <<EOF
 # Written by cluster/slurm-local.sh; regenerated at every start.
@@ -177,8 +177,13 @@ start() {
         pid_of slurmd "$SLURMD" > /dev/null; then
         die "a cluster already runs in $dir; 'cluster/slurm-local.sh stop $dir' first"
     fi
+    # DIR is ours alone: new, empty, or made by an earlier start (the mark).
+    if [ -e "$dir" ] && [ ! -e "$dir/.slurm-local" ] && [ -n "$(ls -A "$dir" 2> /dev/null)" ]; then
+        die "$dir exists and was not made by slurm-local.sh: give a new or empty directory"
+    fi
+    mkdir -p "$dir" && touch "$dir/.slurm-local" || die "cannot create $dir"
     # A fresh cluster every time: no jobs or node state from an earlier one.
-    rm -rf "$dir/state" "$dir/spool" "$dir/pid" "$dir/munge" "$dir/etc" "$dir/tmp"
+    (cd "$dir" && rm -rf state spool pid munge etc tmp) || die "cannot clear $dir"
     mkdir -p "$dir/etc" "$dir/state" "$dir/spool" "$dir/pid" "$dir/log" "$dir/munge" "$dir/tmp" ||
         die "cannot create directories under $dir"
     # munged refuses a socket directory others cannot search, and log and PID
@@ -239,19 +244,22 @@ stop_daemon() {
 }
 
 no_jobs_left() { [ -z "$(squeue -h -o %i 2> /dev/null)" ]; }
-no_steps_left() { ! ls "$dir/spool" 2> /dev/null | grep -q '^localhost_[0-9]'; }
+steps_left() { compgen -G "$dir/spool/localhost_[0-9]*" | sed 's|.*/||' | tr '\n' ' '; }
+no_steps_left() { [ -z "$(steps_left)" ]; }
 
 stop() {
     [ -d "$dir" ] || die "$dir does not exist"
     # Jobs first, while slurmctld and slurmd still run to end them: a job's
     # slurmstepd and tasks are not ours to kill, and would outlive slurmd.
     if pid_of slurmctld "$SLURMCTLD" > /dev/null && ! no_jobs_left; then
-        scancel --quiet $(squeue -h -o %i 2> /dev/null)
+        local jobs
+        mapfile -t jobs < <(squeue -h -o %i 2> /dev/null)
+        scancel --quiet "${jobs[@]}"
         # squeue keeps COMPLETING jobs until their processes are gone; each
         # step's slurmstepd removes its socket from the spool as it exits.
         wait_until 30 no_jobs_left || echo "$prog: jobs still listed 30 s after scancel: $(squeue -h -o '%i %T' | tr '\n' ' ')" >&2
     fi
-    wait_until 10 no_steps_left || echo "$prog: warning: job steps still running: $(ls "$dir/spool" | grep '^localhost_' | tr '\n' ' ')" >&2
+    wait_until 10 no_steps_left || echo "$prog: warning: job steps still running: $(steps_left)" >&2
     stop_daemon slurmd "$SLURMD"
     stop_daemon slurmctld "$SLURMCTLD"
     stop_daemon munged "$MUNGED"

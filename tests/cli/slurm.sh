@@ -109,7 +109,7 @@ mark() { at[$1]=$(now); }
 # signal, sent once step 100 is logged, lands within some 50 steps.
 cfg=$work/fx/configs/h.yaml
 steps=1000
-args=(--set train.steps=$steps --set run.log_every=100 --set run.checkpoint_every=400
+args=(--set "train.steps=$steps" --set run.log_every=100 --set run.checkpoint_every=400
     --set run.keep_checkpoints=2 --set train.threads=0
     --set model.hidden_dropout=0.1 --set model.attention_dropout=0.1)
 
