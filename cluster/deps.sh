@@ -2,9 +2,14 @@
 # Installs the Debian packages tokdrop needs when run as root; otherwise
 # names the missing ones (and the `module load` names a cluster would use)
 # and exits non-zero.
+# slurm-wlm and munge are for the tests only: cli_slurm starts a private
+# one-node Slurm (cluster/slurm-local.sh) and runs cluster/tokdrop.sbatch on
+# it with daemons of its own (Debian may start its system munged on install;
+# the test does not use it). tokdrop itself never needs them.
 set -u
 PKGS="cmake gcc make pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
-libyaml-dev libdnnl-dev libcmocka-dev zlib1g-dev python3-torch python3-h5py python3-numpy python3.11-doc gnuplot-nox"
+libyaml-dev libdnnl-dev libcmocka-dev zlib1g-dev python3-torch python3-h5py python3-numpy python3.11-doc gnuplot-nox
+slurm-wlm munge"
 
 missing=""
 for p in $PKGS; do
@@ -30,6 +35,7 @@ deps: missing Debian packages:$missing
   on a cluster with environment modules, the usual equivalents are:
     module load cmake gcc openmpi openblas hdf5 libyaml onednn
   (python3-torch, python3-h5py and python3-numpy are only needed by the
-  cross-check tests against a PyTorch reference; cmocka by the tests.)
+  cross-check tests against a PyTorch reference; cmocka by the tests;
+  slurm-wlm and munge by the Slurm test, which is skipped when not root.)
 MSG
 exit 1

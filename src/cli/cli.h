@@ -29,7 +29,12 @@ bool td_cli_load_config(td_config *cfg, const char *path, const char *const *set
 int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const char **sets, int n_sets,
                  int *argc, char ***argv);
 
-/* The first log line: ranks, threads, the precision that runs and the
+/* The first log line of every rank (not only rank 0): its host, the cores
+ * it may run on (its CPU binding) and its threads, e.g.
+ * "rank 1 of 2 on node07, cores 2-3 (2 threads)". */
+void td_cli_log_placement(const td_dist *dist, int threads);
+
+/* The first log line of rank 0: ranks, threads, the precision that runs and the
  * kernels the libraries picked; a warning where bf16 has no bf16
  * instructions to run on. */
 void td_cli_log_precision(const td_dist *dist, const td_config *cfg, int threads);

@@ -1,8 +1,11 @@
 /* The config as every command reads it: file, then --set overrides, then
  * resolution of the automatic values and validation; and the start the
  * MPI commands share. */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "tokdrop/blas.h"
@@ -50,6 +53,44 @@ int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const c
         return TD_EXIT_USAGE;
     }
     return TD_EXIT_OK;
+}
+
+/* The CPUs in set as a compact list, "0-3,8,10-11" (the form of taskset
+ * and /proc/self/status); "?" when the list does not fit. */
+static void format_cpu_list(char *out, size_t n_bytes, const cpu_set_t *set)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, set)) continue;
+        int last = c;
+        while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, set)) last++;
+        int w = last > c ? snprintf(out + len, n_bytes - len, "%s%d-%d", len ? "," : "", c, last)
+                         : snprintf(out + len, n_bytes - len, "%s%d", len ? "," : "", c);
+        if (w < 0 || (size_t)w >= n_bytes - len) {
+            snprintf(out, n_bytes, "?");
+            return;
+        }
+        len += (size_t)w;
+        c = last;
+    }
+}
+
+void td_cli_log_placement(const td_dist *dist, int threads)
+{
+    char host[256] = "?", cpus[256] = "?";
+    gethostname(host, sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    cpu_set_t set;
+    bool bound = false;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        format_cpu_list(cpus, sizeof(cpus), &set);
+        bound = CPU_COUNT(&set) < sysconf(_SC_NPROCESSORS_ONLN);
+    }
+    /* one write per line, so that the lines of the ranks do not interleave */
+    fprintf(stderr, "tokdrop: rank %d of %d on %s, cores %s%s (%d thread%s)\n", dist->rank, dist->size, host,
+            cpus, bound ? "" : ", not bound", threads, threads > 1 ? "s" : "");
+    fflush(stderr);
 }
 
 void td_cli_log_precision(const td_dist *dist, const td_config *cfg, int threads)

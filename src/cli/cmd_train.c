@@ -252,6 +252,7 @@ int td_cmd_train(int argc, char **argv)
 
     int threads = threads_per_rank(&cfg, &dist);
     td_blas_set_threads(threads);
+    td_cli_log_placement(&dist, threads);
     td_cli_log_precision(&dist, &cfg, threads);
     if (!dump_path) install_stop_handlers(&dist);
 

@@ -49,9 +49,26 @@ add_test(NAME cli_bf16_docs
 set_tests_properties(cli_bf16_docs PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 
 # A corpus larger than data.memory_mb: flat resident memory through more
-# than an epoch of 48 shards, and a bit-identical resume in the middle of a
+# than an epoch of 24 shards, and a bit-identical resume in the middle of a
 # file.
 add_test(NAME cli_streaming
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/streaming.sh $<TARGET_FILE:tokdrop-bin>
                  ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_streaming)
 set_tests_properties(cli_streaming PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+
+# Every rank's first log line: host, bound cores, threads (mpirun -n 2,
+# bound and not bound).
+add_test(NAME cli_placement
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/placement.sh $<TARGET_FILE:tokdrop-bin>
+                 ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_placement)
+set_tests_properties(cli_placement PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
+
+# cluster/tokdrop.sbatch on a private one-node Slurm (cluster/slurm-local.sh):
+# SIGUSR1 as before a time limit, requeue, resume, bit-identical end. Skipped
+# (77) only where Slurm cannot be started: not root. Its own time-outs end it
+# (and stop its daemons) well before ctest's.
+add_test(NAME cli_slurm
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cli/slurm.sh $<TARGET_FILE:tokdrop-bin>
+                 ${MPIEXEC_EXECUTABLE} ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli_slurm)
+set_tests_properties(cli_slurm PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
+                     SKIP_RETURN_CODE 77 TIMEOUT 900)
