@@ -8,7 +8,8 @@
 #     4 ranks (oversubscribed);
 #  2. running a finished run again says so and changes nothing;
 #  3. a corrupt newest checkpoint is reported and the one before is used;
-#  4. tokdrop eval on a checkpoint prints the evaluation JSON.
+#  4. tokdrop eval on a checkpoint prints the evaluation JSON;
+#  5. it gives the run's own eval.jsonl figures on 1 and on 2 ranks.
 # Stop signals: stop_signal.sh.
 #   resume.sh TOKDROP MPIEXEC SOURCE_DIR WORKDIR
 set -u
@@ -111,4 +112,36 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r['sequences'] == 16 and 0 <= r['mlm_acc'] <= 1 and r['mlm_loss'] > 0, r
 " "$work/eval.json" || { cat "$work/eval.json"; fail "eval output"; }
+# 5. the evaluation set is fixed whatever the rank count: a 2-rank run's
+#    eval.jsonl at steps 3 and 6 is what tokdrop eval gives on those
+#    checkpoints on 1 and on 2 ranks (15 sequences: 8 + 7 on 2 ranks)
+evalset="--set data.eval=$work/fx/train/*.h5 --set run.eval_batches=3 --set train.micro_batch=5"
+$mpiexec -n 2 "$tokdrop" train "$cfg" $evalset --set train.steps=6 --set run.eval_every=3 \
+    --set run.checkpoint_every=3 --set run.keep_checkpoints=2 --set "run.dir=$work/evalrun" \
+    2> "$work/evalrun.log" || { cat "$work/evalrun.log"; fail "2-rank run with evaluation"; }
+for step in 3 6; do
+    ck="$work/evalrun/checkpoints/ckpt-0000000$step.h5"
+    "$tokdrop" eval "$cfg" $evalset --checkpoint "$ck" > "$work/eval1_$step.json" 2>/dev/null ||
+        fail "eval on 1 rank at step $step"
+    $mpiexec -n 2 "$tokdrop" eval "$cfg" $evalset --checkpoint "$ck" > "$work/eval2_$step.json" \
+        2>/dev/null || fail "eval on 2 ranks at step $step"
+done
+/usr/bin/python3 - "$work" <<'PY' || fail "tokdrop eval differs from the run's eval.jsonl"
+import json, sys
+w = sys.argv[1]
+rows = {r["step"]: r for r in map(json.loads, open(w + "/evalrun/eval.jsonl"))}
+assert sorted(rows) == [3, 6], sorted(rows)
+worst = 0.0
+for step in (3, 6):
+    for ranks in (1, 2):
+        e = json.loads(open("%s/eval%d_%d.json" % (w, ranks, step)).read())
+        assert e["sequences"] == rows[step]["sequences"] == 15, (e, rows[step])
+        for k in ("mlm_loss", "mlm_acc", "nsp_loss", "nsp_acc"):
+            a, b = e[k], rows[step][k]
+            rel = abs(a - b) / max(abs(b), 1e-12)
+            worst = max(worst, rel)
+            assert rel < 1e-5, (step, ranks, k, a, b)
+print("eval: tokdrop eval on 1 and 2 ranks matches the run's eval.jsonl at steps 3 and 6 "
+      "(15 sequences; worst relative difference %.1e)" % worst)
+PY
 echo "resume: all checks passed"

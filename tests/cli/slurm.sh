@@ -124,9 +124,9 @@ mark start
 wait_for 60 "step 100 logged" logged_step 100
 scancel --signal=USR1 "$job" || die "scancel --signal=USR1 $job failed"
 mark signal
-wait_for 30 "tokdrop stopping on SIGUSR1" in_log "stopped by a signal after step"
+wait_for 30 "tokdrop stopping on SIGUSR1" in_log "stopped by SIGUSR1 after step"
 mark stopped
-stop_step=$(sed -n 's/^tokdrop: stopped by a signal after step \([0-9]*\);.*/\1/p' "$work/job.out" | head -n 1)
+stop_step=$(sed -n 's/^tokdrop: stopped by SIGUSR1 after step \([0-9]*\);.*/\1/p' "$work/job.out" | head -n 1)
 [ "$stop_step" -lt "$steps" ] || die "the run ended before the signal took effect"
 wait_for 30 "the batch script requeueing" in_log "^tokdrop.sbatch: tokdrop stopped at a checkpoint (status 75); requeueing job $job"
 mark requeue
@@ -151,7 +151,7 @@ ref_pid=""
 [ "$(job_state JobState)" = COMPLETED ] && [ "$(job_state ExitCode)" = 0:0 ] ||
     die "job ended $(job_state JobState) with exit code $(job_state ExitCode)"
 [ "$(job_state Restarts)" = 1 ] || die "job restarted $(job_state Restarts) times, expected 1"
-in_log "^tokdrop: resuming from $work/run/checkpoints/ckpt-0*$stop_step.h5 (step $stop_step)$" ||
+in_log "^tokdrop: resuming from $work/run/checkpoints/ckpt-0*$stop_step.h5 (step $stop_step);" ||
     die "the requeued run did not resume from the step-$stop_step checkpoint"
 in_log "^tokdrop.sbatch: training finished" || die "the script did not report the end of training"
 [ "$(grep -c '^tokdrop.sbatch: job .* 2 rank(s) x 1 thread(s);' "$work/job.out")" = 2 ] ||
