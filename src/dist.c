@@ -3,6 +3,9 @@
 #include "tokdrop/dist.h"
 
 #include <limits.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,8 +21,26 @@
         } \
     } while (0)
 
+/* Open MPI allocates a temporary buffer the size of the message (or of a
+ * 1/P share of it) on every large reduction and frees it afterwards. glibc
+ * serves each block over 32 MiB with a fresh mmap, so every allreduce of a
+ * gradient faulted in and zeroed hundreds of MB again: bert-base on 2
+ * ranks spent 2.0 s per step in the allreduce over TCP and 1.5 s over
+ * shared memory, 0.2 s and 0.1-0.2 s with freed memory kept for reuse
+ * (bench/README.md, "The network path"). The cost: memory a process frees
+ * stays with it, so its resident size is its peak; tokdrop allocates its
+ * large blocks once, at start-up, and the peak is what a step needs. */
+static void keep_freed_memory(void)
+{
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_MAX, 0);              /* large blocks from the heap, reused */
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);  /* and not handed back after each free */
+#endif
+}
+
 td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err)
 {
+    keep_freed_memory();
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized && MPI_Init(argc, argv) != MPI_SUCCESS)
