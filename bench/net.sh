@@ -80,7 +80,7 @@ for t in ("tcp", "shm"):
         t, len(a["buckets"]), a["buckets_blocking_s"], a["buckets_nonblocking_s"]), file=err)
     print("net: %s: layer bucket behind %.3f s of work, hidden share by poll interval: %s" % (
         t, a["overlap_probe"]["compute_s"],
-        ", ".join("%s ms %.2f" % (r["poll_ms"] or "never", r["hidden_share"])
+        ", ".join("%s %.2f" % ("every %d ms" % r["poll_ms"] if r["poll_ms"] else "never", r["hidden_share"])
                   for r in a["overlap_probe"]["runs"])), file=err)
     k = out["tokdrop"][t]
     if k:
