@@ -11,7 +11,7 @@ CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(CC) \
 	$(if $(MPI_HOME),-DMPI_HOME=$(MPI_HOME)) $(if $(HDF5_ROOT),-DHDF5_ROOT=$(HDF5_ROOT)) \
 	$(if $(DNNL_ROOT),-DDNNL_ROOT=$(DNNL_ROOT))
 
-.PHONY: all deps configure build test demo bench install clean
+.PHONY: all deps configure build test demo bench bench-net install clean
 
 all: build
 
@@ -38,6 +38,11 @@ demo: deps
 bench: deps
 	$(MAKE) configure build
 	bench/run.sh $(BUILD_DIR)
+
+# The network part of make bench alone (bench/net.sh), written to its own file.
+bench-net: deps
+	$(MAKE) configure build
+	bench/net.sh $(BUILD_DIR) 1 bench/results/net-$$(date -u +%Y%m%dT%H%M%SZ).json
 
 install: build
 	cmake --install $(BUILD_DIR)

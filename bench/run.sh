@@ -5,7 +5,9 @@
 # passes or fails on speed.
 #   bench/run.sh BUILD_DIR [THREADS]
 # PRECISION_REPEATS (default 2) and PRECISION_MODELS ("small base") shorten
-# the precision part (about 14 minutes as it is); REPEATS the scaling part.
+# the precision part (about 14 minutes as it is); REPEATS the scaling part;
+# NET=0 skips the network part (bench/net.sh, about 10 minutes), whose
+# NET_REPEATS and NET_SCALING_REPEATS shorten it.
 set -eu
 build=${1:-build}
 threads=${2:-1}
@@ -29,6 +31,12 @@ precision=$("$here/precision.sh" "$build" "$work/shard.h5" "$threads" "${PRECISI
 echo "bench: bert-mini data-parallel scaling, 1 -> 2 ranks" >&2
 scaling=$("$here/scaling.sh" "$build" "$work/shard.h5" 30522 2)
 
+network=null
+if [ "${NET:-1}" != 0 ]; then
+    echo "bench: the network path: bert-base allreduce over TCP and shared memory, overlap (bench/net.sh)" >&2
+    network=$("$here/net.sh" "$build" "$threads")
+fi
+
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 file="$out/bench-$stamp.json"
 cat > "$file" <<JSON
@@ -39,7 +47,8 @@ cat > "$file" <<JSON
   "gemm": $(cat "$work/gemm.json"),
   "gemm_bf16": $(cat "$work/gemm_bf16.json"),
   "precision": $precision,
-  "scaling": $scaling
+  "scaling": $scaling,
+  "network": $network
 }
 JSON
 cat "$file"

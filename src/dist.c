@@ -3,6 +3,9 @@
 #include "tokdrop/dist.h"
 
 #include <limits.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,12 +21,59 @@
         } \
     } while (0)
 
+/* Open MPI allocates a temporary buffer the size of the message (or of a
+ * 1/P share of it) on every large reduction and frees it afterwards. glibc
+ * serves each block over 32 MiB with a fresh mmap, so every allreduce of a
+ * gradient faulted in and zeroed hundreds of MB again: bert-base on 2
+ * ranks spent 2.0 s per step in the allreduce over TCP and 1.5 s over
+ * shared memory, 0.2 s and 0.1-0.2 s with freed memory kept for reuse
+ * (bench/README.md, "The network path"). The cost: memory a process frees
+ * stays with it, so its resident size is its peak; tokdrop allocates its
+ * large blocks once, at start-up, and the peak is what a step needs. */
+static void keep_freed_memory(void)
+{
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_MAX, 0);              /* large blocks from the heap, reused */
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);  /* and not handed back after each free */
+#endif
+}
+
+/* Open MPI's libnbc reduces an in-place MPI_Iallreduce (the gradient
+ * buckets) along a binomial tree, a reduce to rank 0 then a broadcast,
+ * whatever the number of ranks: the root's link carries 2 log2(P) times the
+ * bucket, where a ring carries 2 (P-1)/P times it. Measured on 2 ranks,
+ * bert-base's 14 buckets started at once: 0.13-0.15 s binomial, 0.06-0.07 s
+ * ring over shared memory (0.33-0.42 s and 0.21-0.29 s over TCP), the
+ * ring as fast as blocking sums one by one; sums exact with both
+ * (td-bench-allreduce). We ask for the ring through the MPI tool interface
+ * unless the user chose an algorithm (mpirun --mca
+ * coll_libnbc_iallreduce_algorithm N); an MPI without that variable keeps
+ * its own choice. */
+static void prefer_ring_iallreduce(void)
+{
+    int provided = 0, index = 0, count = 0;
+    if (MPI_T_init_thread(MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS) return;
+    MPI_T_cvar_handle handle;
+    if (MPI_T_cvar_get_index("coll_libnbc_iallreduce_algorithm", &index) == MPI_SUCCESS &&
+        MPI_T_cvar_handle_alloc(index, NULL, &handle, &count) == MPI_SUCCESS) {
+        int alg = -1;
+        if (count == 1 && MPI_T_cvar_read(handle, &alg) == MPI_SUCCESS && alg == 0) {
+            alg = 1; /* 0 ignore (libnbc's own choice), 1 ring */
+            MPI_T_cvar_write(handle, &alg);
+        }
+        MPI_T_cvar_handle_free(&handle);
+    }
+    MPI_T_finalize();
+}
+
 td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err)
 {
+    keep_freed_memory();
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized && MPI_Init(argc, argv) != MPI_SUCCESS)
         return td_error_set(err, TD_ERR_MPI, "MPI_Init failed");
+    prefer_ring_iallreduce();
     dist->comm = MPI_COMM_WORLD;
     /* Errors come back as codes, which TD_MPI_CHECK turns into a message
      * with the call site before aborting every rank. */

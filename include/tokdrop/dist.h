@@ -15,7 +15,10 @@ typedef struct {
     MPI_Comm comm;
 } td_dist;
 
-/* MPI_Init (if not already initialized) and the world communicator. */
+/* MPI_Init (if not already initialized) and the world communicator. Also
+ * tells glibc to keep freed memory for reuse (MPI's per-call reduction
+ * buffers) and Open MPI to reduce non-blocking sums along a ring (see
+ * dist.c). */
 td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err);
 void td_dist_finalize(td_dist *dist);
 
