@@ -7,7 +7,9 @@
 # PRECISION_REPEATS (default 2) and PRECISION_MODELS ("small base") shorten
 # the precision part (about 14 minutes as it is); REPEATS the scaling part;
 # NET=0 skips the network part (bench/net.sh, about 10 minutes), whose
-# NET_REPEATS and NET_SCALING_REPEATS shorten it.
+# NET_REPEATS and NET_SCALING_REPEATS shorten it; DATA=0 skips the data
+# time share of bert-mini streaming cold shards (bench/data_share.sh, about
+# 4 minutes).
 set -eu
 build=${1:-build}
 threads=${2:-1}
@@ -31,6 +33,12 @@ precision=$("$here/precision.sh" "$build" "$work/shard.h5" "$threads" "${PRECISI
 echo "bench: bert-mini data-parallel scaling, 1 -> 2 ranks" >&2
 scaling=$("$here/scaling.sh" "$build" "$work/shard.h5" 30522 2)
 
+data_share=null
+if [ "${DATA:-1}" != 0 ]; then
+    echo "bench: the data time share, bert-mini streaming shards from a cold page cache (bench/data_share.sh)" >&2
+    data_share=$("$here/data_share.sh" "$build")
+fi
+
 network=null
 if [ "${NET:-1}" != 0 ]; then
     echo "bench: the network path: bert-base allreduce over TCP and shared memory, overlap (bench/net.sh)" >&2
@@ -48,6 +56,7 @@ cat > "$file" <<JSON
   "gemm_bf16": $(cat "$work/gemm_bf16.json"),
   "precision": $precision,
   "scaling": $scaling,
+  "data_share": $data_share,
   "network": $network
 }
 JSON
