@@ -124,10 +124,12 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
     }
 
     const char *mode = getenv("TOKDROP_ALLREDUCE");
-    tr->allreduce = !mode                             ? TD_ALLREDUCE_OVERLAP
-                    : strcmp(mode, "blocking") == 0  ? TD_ALLREDUCE_BLOCKING
-                    : strcmp(mode, "alternate") == 0 ? TD_ALLREDUCE_ALTERNATE
-                                                     : TD_ALLREDUCE_OVERLAP;
+    /* Blocking by default: with Open MPI's progress only inside MPI calls
+     * the overlap hides nothing, and over shared memory it cost 2.5-4x the
+     * blocking sum (bench/README.md, "The network path"). */
+    tr->allreduce = mode && strcmp(mode, "overlap") == 0     ? TD_ALLREDUCE_OVERLAP
+                    : mode && strcmp(mode, "alternate") == 0 ? TD_ALLREDUCE_ALTERNATE
+                                                             : TD_ALLREDUCE_BLOCKING;
     td_dist_pending_init(&tr->pending, (int)(2 * tr->model.L + 8));
     tr->n_micro = cfg->train.accumulation;
     tr->micro = td_xcalloc((size_t)tr->n_micro, sizeof(td_batch));

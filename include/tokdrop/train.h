@@ -53,7 +53,7 @@ typedef struct {
     float *grads_before_clip; /* (n_params) only for --dump */
     int64_t step;         /* updates applied so far */
     td_data *eval_data;   /* NULL when data.eval is "" */
-    td_allreduce_mode allreduce; /* TOKDROP_ALLREDUCE: overlap (default), blocking, alternate */
+    td_allreduce_mode allreduce; /* TOKDROP_ALLREDUCE: blocking (default), overlap, alternate */
     td_dist_pending pending;
     td_watchdog *watchdog; /* may be NULL; beaten at every phase of a step */
 } td_trainer;
