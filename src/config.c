@@ -35,11 +35,13 @@ typedef struct {
 _Static_assert(sizeof(td_act) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_importance) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_masking) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(td_drop_schedule) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_optim_kind) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_precision) == sizeof(int), "enum fields are stored as int");
 
 static const char *const act_names[] = {"gelu", "gelu_tanh", NULL};
 static const char *const importance_names[] = {"loss", "frequency", "random", NULL};
+static const char *const schedule_names[] = {"constant", "ramp", "interleave", NULL};
 static const char *const masking_names[] = {"static", "dynamic", NULL};
 static const char *const optim_names[] = {"lamb", "adamw", NULL};
 static const char *const precision_names[] = {"fp32", "bf16", "auto", NULL};
@@ -76,6 +78,10 @@ static const key_spec keys[] = {
     K_DBL("token_drop", "loss_beta", token_drop.loss_beta),
     K_TOKENS("token_drop", "allow", token_drop.allow, token_drop.n_allow),
     K_TOKENS("token_drop", "deny", token_drop.deny, token_drop.n_deny),
+    K_ENUM("token_drop", "schedule", token_drop.schedule, schedule_names),
+    K_INT("token_drop", "ramp_steps", token_drop.ramp_steps),
+    K_INT("token_drop", "full_every", token_drop.full_every),
+    K_INT("token_drop", "full_last_steps", token_drop.full_last_steps),
     K_STR("data", "train", data.train),
     K_STR("data", "eval", data.eval),
     K_INT("data", "seq_len", data.seq_len),
@@ -133,6 +139,7 @@ static const char *enum_name(const char *const *names, int value)
 const char *td_act_str(td_act act) { return enum_name(act_names, (int)act); }
 const char *td_importance_str(td_importance importance) { return enum_name(importance_names, (int)importance); }
 const char *td_precision_str(td_precision precision) { return enum_name(precision_names, (int)precision); }
+const char *td_drop_schedule_str(td_drop_schedule schedule) { return enum_name(schedule_names, (int)schedule); }
 const char *td_masking_str(td_masking masking) { return enum_name(masking_names, (int)masking); }
 const char *td_optim_kind_str(td_optim_kind kind) { return enum_name(optim_names, (int)kind); }
 
@@ -179,6 +186,10 @@ void td_config_defaults(td_config *cfg)
     set_text(d->deny[0].text, sizeof(d->deny[0].text), "[PAD]");
     d->deny[0].id = -1;
     d->n_deny = 1;
+    d->schedule = TD_SCHEDULE_CONSTANT;
+    d->ramp_steps = 0;
+    d->full_every = 0;
+    d->full_last_steps = 0;
 
     set_text(cfg->data.train, sizeof(cfg->data.train), "data/train/*.h5");
     cfg->data.seq_len = 128;
@@ -1029,6 +1040,32 @@ static td_status check_token_ids(td_error *err, const char *key, const td_token_
         if (check_status_ != TD_OK) return check_status_; \
     } while (0)
 
+/* A schedule's own keys must be set and the others' left at 0: a key that
+ * would silently do nothing is more likely a mistake than a wish. */
+static td_status check_schedule(td_error *err, const td_drop_config *td, int64_t steps)
+{
+    CHECK(need_at_least(err, "token_drop.ramp_steps", td->ramp_steps, 0));
+    CHECK(need_at_least(err, "token_drop.full_every", td->full_every, 0));
+    CHECK(need_within(err, "token_drop.full_last_steps", td->full_last_steps, 0, steps, "train.steps"));
+    if (td->schedule == TD_SCHEDULE_RAMP && td->ramp_steps < 1)
+        return td_error_set(err, TD_ERR_CONFIG, "token_drop.ramp_steps = %" PRId64 ": must be >= 1 with schedule: ramp",
+                            td->ramp_steps);
+    if (td->schedule != TD_SCHEDULE_RAMP && td->ramp_steps != 0)
+        return td_error_set(err, TD_ERR_CONFIG,
+                            "token_drop.ramp_steps = %" PRId64 ": only used by schedule: ramp (schedule is %s)",
+                            td->ramp_steps, schedule_names[td->schedule]);
+    /* full_every 1 would never drop: that is token_drop.enabled: false */
+    if (td->schedule == TD_SCHEDULE_INTERLEAVE && td->full_every < 2)
+        return td_error_set(err, TD_ERR_CONFIG,
+                            "token_drop.full_every = %" PRId64 ": must be >= 2 with schedule: interleave",
+                            td->full_every);
+    if (td->schedule != TD_SCHEDULE_INTERLEAVE && td->full_every != 0)
+        return td_error_set(err, TD_ERR_CONFIG,
+                            "token_drop.full_every = %" PRId64 ": only used by schedule: interleave (schedule is %s)",
+                            td->full_every, schedule_names[td->schedule]);
+    return TD_OK;
+}
+
 td_status td_config_validate(const td_config *cfg, td_error *err)
 {
     /* Table-wide checks first: a NaN or an out-of-range enum would make the
@@ -1082,6 +1119,7 @@ td_status td_config_validate(const td_config *cfg, td_error *err)
         CHECK(need_within(err, "token_drop.keep", td->keep, 1, d->seq_len, "data.seq_len"));
         CHECK(need_within(err, "token_drop.first_layer", td->first_layer, 0, m->layers - 2, "layers - 2"));
         CHECK(need_fraction(err, "token_drop.loss_beta", td->loss_beta));
+        CHECK(check_schedule(err, td, cfg->train.steps));
     }
     CHECK(check_token_ids(err, "token_drop.allow", td->allow, td->n_allow, m->vocab_size));
     CHECK(check_token_ids(err, "token_drop.deny", td->deny, td->n_deny, m->vocab_size));

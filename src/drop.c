@@ -149,3 +149,21 @@ void td_drop_update(td_drop *d)
         d->imp[y] = (float)(d->beta * d->imp[y] + (1.0 - d->beta) * mean);
     }
 }
+
+int64_t td_drop_keep_at(const td_drop_config *cfg, int64_t seq_len, int64_t total_steps, int64_t t)
+{
+    if (t > total_steps - cfg->full_last_steps) return seq_len;
+    switch (cfg->schedule) {
+    case TD_SCHEDULE_CONSTANT:
+        return cfg->keep;
+    case TD_SCHEDULE_RAMP: {
+        if (t - 1 >= cfg->ramp_steps) return seq_len;
+        int64_t k = cfg->keep + (seq_len - cfg->keep) * (t - 1) / cfg->ramp_steps;
+        k -= k % TD_DROP_RAMP_ROUND;
+        return k < cfg->keep ? cfg->keep : k;
+    }
+    case TD_SCHEDULE_INTERLEAVE:
+        return t % cfg->full_every == 0 ? seq_len : cfg->keep;
+    }
+    return cfg->keep;
+}

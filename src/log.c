@@ -56,6 +56,14 @@ void td_jsonl_num(td_jsonl *j, const char *key, double value)
         fprintf(j->f, "%s\"%s\": null", j->n_fields++ ? ", " : "", key);
 }
 
+/* value is one of the program's own words (no escaping needed): the JSON
+ * wrapper of the formats issue replaces this writer. */
+void td_jsonl_str(td_jsonl *j, const char *key, const char *value)
+{
+    if (!j->f) return;
+    fprintf(j->f, "%s\"%s\": \"%s\"", j->n_fields++ ? ", " : "", key, value);
+}
+
 void td_jsonl_end(td_jsonl *j)
 {
     if (!j->f) return;

@@ -135,7 +135,7 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
     tr->micro = td_xcalloc((size_t)tr->n_micro, sizeof(td_batch));
     for (int64_t a = 0; a < tr->n_micro; a++) td_batch_init(&tr->micro[a], B, T, MP);
     if (tr->dropping)
-        tr->kept = td_xmalloc((size_t)(tr->n_micro * B * cfg->token_drop.keep) * sizeof(int32_t));
+        tr->kept = td_xmalloc((size_t)(tr->n_micro * B * cfg->data.seq_len) * sizeof(int32_t)); /* any schedule */
     return TD_OK;
 fail:
     td_trainer_free(tr);
@@ -179,8 +179,11 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     const td_config *cfg = &tr->cfg;
     const td_dist *dist = tr->dist;
     td_model *model = &tr->model;
-    const int64_t B = cfg->train.micro_batch, K = cfg->token_drop.keep;
     const uint64_t t = (uint64_t)tr->step + 1; /* this update's index: RNG step and LAMB t */
+    const int64_t B = cfg->train.micro_batch, T = cfg->data.seq_len;
+    /* tokens kept through the middle layers this step; K == T: a full step */
+    const int64_t K = tr->dropping ? td_drop_keep_at(&cfg->token_drop, T, cfg->train.steps, (int64_t)t) : T;
+    const bool drop_now = K < T;
     td_step_stats s = {0};
     double t_start = now_s(), t0;
     const bool overlap = dist->size > 1 && (tr->allreduce == TD_ALLREDUCE_OVERLAP ||
@@ -213,7 +216,7 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     double sums[4] = {0}; /* mlm CE, nsp CE, mlm correct, nsp correct */
     for (int64_t a = 0; a < tr->n_micro; a++) {
         const td_batch *batch = &tr->micro[a];
-        int32_t *kept = tr->dropping ? tr->kept + a * B * K : NULL;
+        int32_t *kept = drop_now ? tr->kept + a * B * K : NULL;
         t0 = now_s();
         if (kept) td_drop_select(&tr->drop, kept, batch, K, t);
         td_forward_args fa = {
@@ -278,7 +281,8 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     s.n_masked = n_masked;
     s.sequences = G;
     s.tokens = G * cfg->data.seq_len;
-    s.kept_fraction = tr->dropping ? (double)K / (double)cfg->data.seq_len : 1.0;
+    s.keep = drop_now ? K : 0;
+    s.kept_fraction = (double)K / (double)T;
     s.t_total = now_s() - t_start;
     *out = s;
     /* The optimizer leaves parameters and moments untouched on a non-finite

@@ -65,7 +65,7 @@ td_status td_trainer_write_dump(const td_trainer *tr, const td_step_stats *stats
 {
     const td_dist *dist = tr->dist;
     const int64_t B = tr->cfg.train.micro_batch, T = tr->cfg.data.seq_len;
-    const int64_t MP = tr->cfg.data.max_pred, K = tr->cfg.token_drop.keep;
+    const int64_t MP = tr->cfg.data.max_pred, K = stats->keep; /* 0: the step was full */
     const int64_t n_local = tr->n_micro * B;
     const hsize_t G = (hsize_t)(n_local * dist->size);
     TD_ASSERT(tr->grads_before_clip != NULL);
@@ -93,7 +93,7 @@ td_status td_trainer_write_dump(const td_trainer *tr, const td_step_stats *stats
                              fields[i].is_float ? MPI_FLOAT : MPI_INT32_T, 4);
         free(local);
     }
-    int32_t *kept = tr->dropping ? gather(dist, tr->kept, n_local * K, MPI_INT32_T, 4) : NULL;
+    int32_t *kept = K > 0 ? gather(dist, tr->kept, n_local * K, MPI_INT32_T, 4) : NULL;
 
     td_status st = TD_OK;
     if (dist->rank == 0) {
@@ -109,7 +109,7 @@ td_status td_trainer_write_dump(const td_trainer *tr, const td_step_stats *stats
             write_dataset(&d, "loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->loss);
             write_dataset(&d, "mlm_loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->mlm_loss);
             write_dataset(&d, "nsp_loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->nsp_loss);
-            if (tr->dropping) {
+            if (kept) {
                 hsize_t dk[2] = {G, (hsize_t)K};
                 write_dataset(&d, "kept", H5T_NATIVE_INT32, H5T_STD_I32LE, 2, dk, kept);
             }

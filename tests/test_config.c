@@ -68,6 +68,10 @@ static void assert_configs_equal(const td_config *a, const td_config *b)
     assert_int_equal(a->token_drop.importance, b->token_drop.importance);
     assert_true(a->token_drop.loss_init == b->token_drop.loss_init);
     assert_true(a->token_drop.loss_beta == b->token_drop.loss_beta);
+    assert_int_equal(a->token_drop.schedule, b->token_drop.schedule);
+    assert_int_equal(a->token_drop.ramp_steps, b->token_drop.ramp_steps);
+    assert_int_equal(a->token_drop.full_every, b->token_drop.full_every);
+    assert_int_equal(a->token_drop.full_last_steps, b->token_drop.full_last_steps);
     assert_int_equal(a->token_drop.n_allow, b->token_drop.n_allow);
     for (int i = 0; i < a->token_drop.n_allow; i++) {
         assert_string_equal(a->token_drop.allow[i].text, b->token_drop.allow[i].text);
@@ -130,6 +134,10 @@ static void test_defaults_match_spec(void **state)
     assert_int_equal(c.token_drop.importance, TD_IMPORTANCE_LOSS);
     assert_true(c.token_drop.loss_init == 10.0);
     assert_true(c.token_drop.loss_beta == 0.995);
+    assert_int_equal(c.token_drop.schedule, TD_SCHEDULE_CONSTANT);
+    assert_int_equal(c.token_drop.ramp_steps, 0);
+    assert_int_equal(c.token_drop.full_every, 0);
+    assert_int_equal(c.token_drop.full_last_steps, 0);
     assert_int_equal(c.token_drop.n_allow, 4);
     assert_token_text(&c.token_drop.allow[0], "[UNK]");
     assert_token_text(&c.token_drop.allow[1], "[CLS]");
@@ -198,6 +206,9 @@ static const char full_yaml[] =
     "  deny:\n"
     "    - \"[PAD]\"\n"
     "    - 0\n"
+    "  schedule: ramp\n"
+    "  ramp_steps: 40\n"
+    "  full_last_steps: 5\n"
     "data:\n"
     "  train: 'shards/train/*.h5'\n"
     "  eval: shards/eval/*.h5\n"
@@ -265,6 +276,10 @@ static void test_load_full_file(void **state)
     assert_int_equal(c.token_drop.n_deny, 2);
     assert_token_text(&c.token_drop.deny[0], "[PAD]");
     assert_token_id(&c.token_drop.deny[1], 0);
+    assert_int_equal(c.token_drop.schedule, TD_SCHEDULE_RAMP);
+    assert_int_equal(c.token_drop.ramp_steps, 40);
+    assert_int_equal(c.token_drop.full_every, 0);
+    assert_int_equal(c.token_drop.full_last_steps, 5);
     assert_string_equal(c.data.train, "shards/train/*.h5");
     assert_string_equal(c.data.eval, "shards/eval/*.h5");
     assert_int_equal(c.data.seq_len, 64);
@@ -357,6 +372,9 @@ static void test_round_trip(void **state)
     c.token_drop.allow[2].id = -1;
     c.token_drop.n_deny = 0;
     memset(c.token_drop.deny, 0, sizeof(c.token_drop.deny));
+    c.token_drop.schedule = TD_SCHEDULE_INTERLEAVE;
+    c.token_drop.full_every = 4;
+    c.token_drop.full_last_steps = 9;
     SET_STR(c.data.train, "[brackets]/*.h5");
     SET_STR(c.data.eval, " leading space");
     c.data.seq_len = 66;
@@ -686,6 +704,28 @@ static void test_validate(void **state)
     c.token_drop.first_layer = -1;
     validate_fails(&c, "token_drop.first_layer = -1");
 
+    /* schedules: their own keys set, the others' left at 0 */
+    valid_config(&c);
+    c.token_drop.schedule = TD_SCHEDULE_RAMP;
+    validate_fails(&c, "token_drop.ramp_steps = 0: must be >= 1 with schedule: ramp");
+    c.token_drop.ramp_steps = 500;
+    assert_int_equal(td_config_validate(&c, &err), TD_OK);
+    c.token_drop.full_every = 3;
+    validate_fails(&c, "token_drop.full_every = 3: only used by schedule: interleave (schedule is ramp)");
+    valid_config(&c);
+    c.token_drop.schedule = TD_SCHEDULE_INTERLEAVE;
+    c.token_drop.full_every = 1;
+    validate_fails(&c, "token_drop.full_every = 1: must be >= 2 with schedule: interleave");
+    c.token_drop.full_every = 2;
+    assert_int_equal(td_config_validate(&c, &err), TD_OK);
+    c.token_drop.ramp_steps = 10;
+    validate_fails(&c, "token_drop.ramp_steps = 10: only used by schedule: ramp (schedule is interleave)");
+    valid_config(&c);
+    c.token_drop.full_last_steps = 1001;
+    validate_fails(&c, "token_drop.full_last_steps = 1001: must lie in [0, 1000] (train.steps)");
+    c.token_drop.full_last_steps = 1000;
+    assert_int_equal(td_config_validate(&c, &err), TD_OK);
+
     valid_config(&c);
     c.model.layers = 1;
     c.token_drop.first_layer = 0;
@@ -753,6 +793,9 @@ static void test_enum_strings(void **state)
     assert_string_equal(td_importance_str(TD_IMPORTANCE_LOSS), "loss");
     assert_string_equal(td_importance_str(TD_IMPORTANCE_FREQUENCY), "frequency");
     assert_string_equal(td_importance_str(TD_IMPORTANCE_RANDOM), "random");
+    assert_string_equal(td_drop_schedule_str(TD_SCHEDULE_CONSTANT), "constant");
+    assert_string_equal(td_drop_schedule_str(TD_SCHEDULE_RAMP), "ramp");
+    assert_string_equal(td_drop_schedule_str(TD_SCHEDULE_INTERLEAVE), "interleave");
     assert_string_equal(td_masking_str(TD_MASKING_STATIC), "static");
     assert_string_equal(td_masking_str(TD_MASKING_DYNAMIC), "dynamic");
     assert_string_equal(td_optim_kind_str(TD_OPTIM_LAMB), "lamb");

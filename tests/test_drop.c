@@ -742,6 +742,60 @@ static void update_two_ranks(void **state)
     td_batch_free(&both);
 }
 
+/* The kept count per step (td_drop_keep_at) for each schedule. */
+static void schedules(void **state)
+{
+    (void)state;
+    td_drop_config c = {.keep = 64};
+    const int64_t T = 128, steps = 1000;
+
+    /* constant: keep every step; the last full_last_steps are full */
+    for (int64_t t = 1; t <= steps; t++) assert_int_equal(td_drop_keep_at(&c, T, steps, t), 64);
+    c.full_last_steps = 100;
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 900), 64);
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 901), T);
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 1000), T);
+    c.full_last_steps = 0;
+
+    /* ramp: keep at step 1, T from step ramp_steps + 1, linear between,
+     * rounded down to multiples of 8, never decreasing */
+    c.schedule = TD_SCHEDULE_RAMP;
+    c.ramp_steps = 400;
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 1), 64);
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 201), 96); /* half way */
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 400), 120);
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 401), T);
+    int64_t prev = 0;
+    for (int64_t t = 1; t <= steps; t++) {
+        int64_t k = td_drop_keep_at(&c, T, steps, t);
+        assert_true(k >= prev && k >= 64 && k <= T);
+        assert_true(k % TD_DROP_RAMP_ROUND == 0);
+        int64_t exact = 64 + (T - 64) * (t - 1) / 400; /* within one rounding step of the line */
+        if (t <= 400) assert_true(exact - k >= 0 && exact - k < TD_DROP_RAMP_ROUND);
+        prev = k;
+    }
+    /* a kept count below the rounding never rounds to 0 (random-LTD's bug) */
+    c.keep = 1;
+    c.ramp_steps = 100;
+    for (int64_t t = 1; t <= 200; t++) {
+        int64_t k = td_drop_keep_at(&c, 30, 200, t);
+        assert_true(k >= 1 && k <= 30);
+        if (t == 1) assert_int_equal(k, 1);
+        if (t > 100) assert_int_equal(k, 30); /* 30 is no multiple of 8: still reached */
+    }
+    c.keep = 64;
+
+    /* interleave: every full_every-th step full; full_last_steps on top */
+    c.schedule = TD_SCHEDULE_INTERLEAVE;
+    c.ramp_steps = 0;
+    c.full_every = 4;
+    for (int64_t t = 1; t <= 12; t++) assert_int_equal(td_drop_keep_at(&c, T, steps, t), t % 4 == 0 ? T : 64);
+    c.full_last_steps = 10;
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 989), 64);
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 991), T);
+    assert_int_equal(td_drop_keep_at(&c, T, steps, 993), T);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -754,6 +808,7 @@ int main(void)
         cmocka_unit_test(select_frequency),
         cmocka_unit_test(update_ema),
         cmocka_unit_test(update_two_ranks),
+        cmocka_unit_test(schedules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

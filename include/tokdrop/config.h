@@ -16,6 +16,8 @@
 typedef enum { TD_ACT_GELU = 0, TD_ACT_GELU_TANH } td_act;
 typedef enum { TD_IMPORTANCE_LOSS = 0, TD_IMPORTANCE_FREQUENCY, TD_IMPORTANCE_RANDOM } td_importance;
 typedef enum { TD_MASKING_STATIC = 0, TD_MASKING_DYNAMIC } td_masking;
+/* How many tokens a step keeps (SPEC section 8; td_drop_keep_at). */
+typedef enum { TD_SCHEDULE_CONSTANT = 0, TD_SCHEDULE_RAMP, TD_SCHEDULE_INTERLEAVE } td_drop_schedule;
 typedef enum { TD_OPTIM_LAMB = 0, TD_OPTIM_ADAMW } td_optim_kind;
 /* SPEC section 9. */
 typedef enum { TD_PRECISION_FP32 = 0, TD_PRECISION_BF16, TD_PRECISION_AUTO } td_precision;
@@ -54,6 +56,10 @@ typedef struct {
     int n_allow;
     td_token_ref deny[TD_TOKEN_LIST_MAX];
     int n_deny;
+    td_drop_schedule schedule;
+    int64_t ramp_steps;      /* ramp: steps over which keep grows to seq_len */
+    int64_t full_every;      /* interleave: every full_every-th step is full */
+    int64_t full_last_steps; /* any schedule: the last steps are full */
 } td_drop_config;
 
 typedef struct {
@@ -136,6 +142,7 @@ char *td_config_to_yaml(const td_config *cfg);
 
 const char *td_act_str(td_act act);
 const char *td_importance_str(td_importance importance);
+const char *td_drop_schedule_str(td_drop_schedule schedule);
 const char *td_masking_str(td_masking masking);
 const char *td_optim_kind_str(td_optim_kind kind);
 const char *td_precision_str(td_precision precision);

@@ -44,6 +44,18 @@ void td_drop_set_frequency(td_drop *drop, const int64_t *counts);
 void td_drop_select(const td_drop *drop, int32_t *kept, const td_batch *batch, int64_t K,
                     uint64_t step);
 
+/* How many tokens step t (1-based) of a run of total_steps keeps through the
+ * middle layers under cfg's schedule; seq_len means a full-sequence step.
+ *   constant    keep;
+ *   ramp        linear from keep at step 1 to seq_len at step ramp_steps + 1
+ *               and after, rounded down to a multiple of TD_DROP_RAMP_ROUND
+ *               but never below keep (so never 0);
+ *   interleave  seq_len on every full_every-th step, keep otherwise;
+ * and seq_len on the last full_last_steps steps under every schedule.
+ * A function of the step alone, so a resumed run keeps the same counts. */
+#define TD_DROP_RAMP_ROUND 8
+int64_t td_drop_keep_at(const td_drop_config *cfg, int64_t seq_len, int64_t total_steps, int64_t t);
+
 void td_drop_stats_clear(td_drop *drop);
 /* Adds the batch's weighted predictions: pred_loss (B, max_pred). */
 void td_drop_stats_add(td_drop *drop, const td_batch *batch, const float *pred_loss);

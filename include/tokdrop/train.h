@@ -30,6 +30,7 @@ typedef struct {
     double loss, mlm_loss, nsp_loss;
     double mlm_acc, nsp_acc;
     double lr, grad_norm;
+    int64_t keep;         /* tokens per sequence the step kept (td_drop_keep_at); 0: a full-sequence step */
     double kept_fraction; /* tokens through the middle layers / all tokens */
     int64_t sequences, tokens, n_masked;
     /* seconds of this rank */
@@ -49,7 +50,7 @@ typedef struct {
     td_data *data;
     int64_t n_micro;      /* micro-batches per step (accumulation) */
     td_batch *micro;      /* (n_micro) this step's micro-batches */
-    int32_t *kept;        /* (n_micro, B, keep) */
+    int32_t *kept;        /* (n_micro, B, K) the last step's kept positions, K its kept count */
     float *grads_before_clip; /* (n_params) only for --dump */
     int64_t step;         /* updates applied so far */
     td_data *eval_data;   /* NULL when data.eval is "" */

@@ -118,6 +118,26 @@ static int threads_per_rank(const td_config *cfg, const td_dist *dist)
     return n > 0 ? n : 1;
 }
 
+/* "off", or what the schedule does, for the first log line. */
+static void describe_dropping(char *out, size_t size, const td_config *cfg)
+{
+    const td_drop_config *d = &cfg->token_drop;
+    if (!d->enabled) {
+        snprintf(out, size, "off");
+        return;
+    }
+    int n = snprintf(out, size, "on (keep %lld of %lld from layer %lld", (long long)d->keep,
+                     (long long)cfg->data.seq_len, (long long)d->first_layer);
+    if (n >= 0 && (size_t)n < size && d->schedule == TD_SCHEDULE_RAMP)
+        n += snprintf(out + n, size - (size_t)n, ", growing to %lld by step %lld", (long long)cfg->data.seq_len,
+                      (long long)d->ramp_steps + 1);
+    if (n >= 0 && (size_t)n < size && d->schedule == TD_SCHEDULE_INTERLEAVE)
+        n += snprintf(out + n, size - (size_t)n, ", one step in %lld full", (long long)d->full_every);
+    if (n >= 0 && (size_t)n < size && d->full_last_steps > 0)
+        n += snprintf(out + n, size - (size_t)n, ", the last %lld steps full", (long long)d->full_last_steps);
+    if (n >= 0 && (size_t)n < size) snprintf(out + n, size - (size_t)n, ")");
+}
+
 static void write_metrics(td_jsonl *j, const td_step_stats *s)
 {
     td_jsonl_begin(j);
@@ -130,12 +150,14 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_num(j, "grad_norm", s->grad_norm);
     td_jsonl_num(j, "seq_per_s", (double)s->sequences / s->t_total);
     td_jsonl_num(j, "tokens_per_s", (double)s->tokens / s->t_total);
+    td_jsonl_str(j, "mode", s->keep > 0 ? "drop" : "full");
     td_jsonl_num(j, "kept_fraction", s->kept_fraction);
     td_jsonl_num(j, "time_forward", s->t_forward);
     td_jsonl_num(j, "time_backward", s->t_backward);
     td_jsonl_num(j, "time_allreduce", s->t_allreduce);
     td_jsonl_num(j, "time_optimizer", s->t_optimizer);
     td_jsonl_num(j, "time_data", s->t_data);
+    td_jsonl_num(j, "time_step", s->t_total);
     td_jsonl_end(j);
 }
 
@@ -266,10 +288,12 @@ int td_cmd_train(int argc, char **argv)
         td_dist_finalize(&dist);
         return TD_EXIT_FAILURE;
     }
+    char dropping[160];
+    describe_dropping(dropping, sizeof(dropping), &cfg);
     td_log(&dist, "model: %lld parameters, %lld layers, hidden %lld; token dropping %s; "
            "activations %.1f MiB (%.2f MiB per sequence)",
            (long long)tr.model.n_params, (long long)cfg.model.layers, (long long)cfg.model.hidden,
-           cfg.token_drop.enabled ? "on" : "off", (double)tr.model.acts_bytes / (1 << 20),
+           dropping, (double)tr.model.acts_bytes / (1 << 20),
            (double)tr.model.acts_bytes / (1 << 20) / (double)cfg.train.micro_batch);
 
     int exit_code = TD_EXIT_OK;

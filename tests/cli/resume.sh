@@ -5,7 +5,8 @@
 #     drops the metrics and eval rows past step 10 and equals 20
 #     uninterrupted steps bit for bit (metrics, eval, parameters), in fp32,
 #     bf16 where the CPU runs it, on 2 MPI ranks over TCP on loopback and on
-#     4 ranks (oversubscribed);
+#     4 ranks (oversubscribed), and under each token_drop.schedule; a
+#     ramp that has reached seq_len equals the model without dropping;
 #  2. running a finished run again says so and changes nothing;
 #  3. a corrupt newest checkpoint is reported and the one before is used;
 #  4. tokdrop eval on a checkpoint prints the evaluation JSON;
@@ -81,6 +82,61 @@ resume_case "_tcp2" --set train.threads=1
 launch="$mpiexec -n 4"
 resume_case "_np4" --set train.threads=1
 launch=""
+# under each keep schedule (the fixture's seq_len is 16): the ramp grows
+# 2 -> 8 -> 16 (full from step 15), interleave runs every 3rd step full,
+# constant ends with 5 full steps; the resume at step 10 falls inside each
+resume_case "_ramp" --set token_drop.keep=2 --set token_drop.schedule=ramp --set token_drop.ramp_steps=14
+resume_case "_interleave" --set token_drop.schedule=interleave --set token_drop.full_every=3
+resume_case "_full_last" --set token_drop.full_last_steps=5
+/usr/bin/python3 - "$work" <<'PY' || fail "metrics do not follow the keep schedule"
+import json, sys
+w = sys.argv[1]
+expect = {
+    "_ramp": lambda t: 16 if t >= 15 else 8 if t >= 7 else 2,
+    "_interleave": lambda t: 16 if t % 3 == 0 else 8,
+    "_full_last": lambda t: 16 if t > 15 else 8,
+}
+for name, keep in expect.items():
+    for r in map(json.loads, open(w + "/split%s/metrics.jsonl" % name)):
+        k = keep(r["step"])
+        assert r["kept_fraction"] == k / 16 and r["mode"] == ("full" if k == 16 else "drop"), (name, r)
+print("schedules: every step's mode and kept_fraction follow ramp, interleave and full_last_steps")
+PY
+# the importance table learns on full steps too: step 2 of interleave 2 is full
+"$tokdrop" train "$cfg" $common --set token_drop.schedule=interleave --set token_drop.full_every=2 \
+    --set train.steps=2 --set run.checkpoint_every=1 --set "run.dir=$work/imp" 2> "$work/imp.log" ||
+    { cat "$work/imp.log"; fail "interleave run of 2 steps"; }
+/usr/bin/python3 - "$work" <<'PY' || fail "the importance table did not change on a full step"
+import json, sys, h5py, numpy as np
+w = sys.argv[1]
+assert [json.loads(l)["mode"] for l in open(w + "/imp/metrics.jsonl")] == ["drop", "full"]
+a = h5py.File(w + "/imp/checkpoints/ckpt-00000001.h5")["importance"][()]
+b = h5py.File(w + "/imp/checkpoints/ckpt-00000002.h5")["importance"][()]
+assert (a != b).sum() > 0
+print("importance: %d entries updated by the full step 2" % (a != b).sum())
+PY
+# a ramp that has reached seq_len is the full model: from a ramp run's step
+# 10 checkpoint (full since step 7), 10 steps without token dropping give
+# the ramp run's step 20 parameters and moments bit for bit
+ramp="--set token_drop.keep=2 --set token_drop.schedule=ramp --set token_drop.ramp_steps=6"
+"$tokdrop" train "$cfg" $common $ramp --set train.steps=20 --set run.checkpoint_every=10 \
+    --set "run.dir=$work/ramp6" 2> "$work/ramp6.log" || { cat "$work/ramp6.log"; fail "ramp run"; }
+mkdir -p "$work/nodrop/checkpoints"
+cp "$work/ramp6/checkpoints/ckpt-00000010.h5" "$work/nodrop/checkpoints/"
+"$tokdrop" train "$cfg" $common --set token_drop.enabled=false --set train.steps=20 \
+    --set run.checkpoint_every=10 --set "run.dir=$work/nodrop" 2> "$work/nodrop.log" ||
+    { cat "$work/nodrop.log"; fail "run without dropping from the ramp's checkpoint"; }
+/usr/bin/python3 - "$work" <<'PY' || fail "a ramp at seq_len differs from the full model"
+import sys, h5py, numpy as np
+w = sys.argv[1]
+with h5py.File(w + "/ramp6/checkpoints/ckpt-00000020.h5") as f, h5py.File(w + "/nodrop/checkpoints/ckpt-00000020.h5") as g:
+    n = 0
+    for grp in ("param", "optim/m", "optim/v"):
+        for k in f[grp]:
+            assert np.array_equal(f[grp][k][()], g[grp][k][()]), (grp, k)
+            n += 1
+print("ramp at seq_len: steps 11-20 equal the model without token dropping (%d tensors bit-identical)" % n)
+PY
 
 # 2. a finished run, run again: exit 0, says so, touches nothing
 cp -r "$work/straight" "$work/finished_before"
