@@ -28,21 +28,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 tokdrop=$build/tokdrop
-prep=$build/data-prep/tokdrop-prep
 config=configs/demo.yaml
-corpus=${DEMO_CORPUS:-/usr/share/doc/python3.11/html/_sources}
 ranks=2
 
 # ---- 0. what the demo needs --------------------------------------------------
 [ -x "$tokdrop" ] || die "$tokdrop not found or not executable; run 'make' first"
-[ -x "$prep" ] || die "$prep not found or not executable; run 'make' first"
 [ -f "$config" ] || die "$root/$config is missing"
 command -v mpirun >/dev/null 2>&1 || die "mpirun not found (Debian package openmpi-bin; 'make deps' installs it)"
 command -v gnuplot >/dev/null 2>&1 || die "gnuplot not found (Debian package gnuplot-nox; 'make deps' installs it)"
 if [ -x /usr/bin/python3 ]; then py=/usr/bin/python3
 elif command -v python3 >/dev/null 2>&1; then py=python3
 else die "python3 not found (needed to summarize the runs)"; fi
-[ -d "$corpus" ] || die "corpus $corpus not found (Debian package python3.11-doc; 'make deps' installs it)"
 
 # Open MPI refuses to start as root unless told twice that it is meant.
 if [ "$(id -u)" = 0 ]; then
@@ -56,32 +52,8 @@ t_demo=$(now)
 mkdir -p demo || die "cannot create $root/demo"
 
 # ---- 1. data -----------------------------------------------------------------
-# The stamp records how demo/data was made and is written only after both
-# prep commands succeeded, so an interrupted or different preparation is
-# redone rather than trained on.
-vocab_opts="--size 8192"
-shard_opts="--doc-per-file --eval-fraction 0.02 --dupe-factor 2 --seq-len 128 --max-pred 20"
-recipe="corpus=$corpus vocab: $vocab_opts shards: $shard_opts"
-stamp=demo/data/.complete
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$recipe" ] && [ -s demo/vocab.txt ] &&
-   compgen -G 'demo/data/train/*.h5' >/dev/null && compgen -G 'demo/data/eval/*.h5' >/dev/null; then
-    say "1/3 data: demo/data is complete, not preparing it again (remove demo/ to redo it)"
-else
-    say "1/3 data: vocabulary and shards from $corpus"
-    rm -rf demo/data demo/vocab.txt
-    # shellcheck disable=SC2086
-    "$prep" vocab $vocab_opts --out demo/vocab.txt "$corpus" ||
-        die "tokdrop-prep vocab failed (command: $prep vocab $vocab_opts --out demo/vocab.txt $corpus)"
-    # shellcheck disable=SC2086
-    "$prep" shards --vocab demo/vocab.txt --out demo/data $shard_opts "$corpus" ||
-        die "tokdrop-prep shards failed (command: $prep shards --vocab demo/vocab.txt --out demo/data $shard_opts $corpus)"
-    compgen -G 'demo/data/train/*.h5' >/dev/null || die "tokdrop-prep wrote no demo/data/train/*.h5"
-    compgen -G 'demo/data/eval/*.h5' >/dev/null || die "tokdrop-prep wrote no demo/data/eval/*.h5"
-    printf '%s\n' "$recipe" > "$stamp"
-fi
-# A vocabulary learned from another corpus may stop short of 8192 entries
-# (no pair left to merge); the model is sized to the file.
-vocab_size=$(wc -l < demo/vocab.txt)
+say "1/3 data: cluster/demo-data.sh (vocabulary and shards in demo/, made once)"
+vocab_size=$(cluster/demo-data.sh "$build") || die "cluster/demo-data.sh failed"
 
 # ---- 2. training ---------------------------------------------------------------
 sets=(--set train.threads=1 --set "model.vocab_size=$vocab_size")
