@@ -183,7 +183,9 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     const int64_t B = cfg->train.micro_batch, T = cfg->data.seq_len;
     /* tokens kept through the middle layers this step; K == T: a full step */
     const int64_t K = tr->dropping ? td_drop_keep_at(&cfg->token_drop, T, cfg->train.steps, (int64_t)t) : T;
-    const bool drop_now = K < T;
+    /* keep == T itself still runs the dropping path (bit-identical to the
+     * full model; the --dump and its reference check the kept positions) */
+    const bool drop_now = tr->dropping && (K < T || K == cfg->token_drop.keep);
     td_step_stats s = {0};
     double t_start = now_s(), t0;
     const bool overlap = dist->size > 1 && (tr->allreduce == TD_ALLREDUCE_OVERLAP ||
