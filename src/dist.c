@@ -121,9 +121,14 @@ void td_dist_allreduce_i64(const td_dist *dist, int64_t *buf, int64_t n_elems)
 
 bool td_dist_any_failed(const td_dist *dist, bool failed)
 {
-    int local = failed ? 1 : 0, any = local;
-    if (dist->size > 1) TD_MPI_CHECK(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, dist->comm));
-    return any != 0;
+    return td_dist_max_int(dist, failed ? 1 : 0) != 0;
+}
+
+int td_dist_max_int(const td_dist *dist, int value)
+{
+    int max = value;
+    if (dist->size > 1) TD_MPI_CHECK(MPI_Allreduce(&value, &max, 1, MPI_INT, MPI_MAX, dist->comm));
+    return max;
 }
 
 _Noreturn void td_dist_abort(const td_dist *dist, const char *msg)

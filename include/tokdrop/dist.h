@@ -55,6 +55,9 @@ bool td_dist_all_equal_u64(const td_dist *dist, uint64_t value);
  * together after a local error instead of waiting in a later collective. */
 bool td_dist_any_failed(const td_dist *dist, bool failed);
 
+/* Collective: the largest value any rank passes. */
+int td_dist_max_int(const td_dist *dist, int value);
+
 /* Prints the message with the rank and aborts every rank. */
 _Noreturn void td_dist_abort(const td_dist *dist, const char *msg);
 

@@ -374,11 +374,13 @@ int td_cmd_train(int argc, char **argv)
                    (long long)s.step, r.mlm_loss, r.mlm_acc, r.nsp_loss, r.nsp_acc,
                    (long long)r.sequences);
         }
-        /* every rank learns of a signal to any rank at the same step; a
-         * signal during the last step changes nothing: the run is done */
+        /* every rank learns of a signal to any rank at the same step, and
+         * which one: Slurm signals the tasks one by one, so some ranks may
+         * not have received it yet; a signal during the last step changes
+         * nothing: the run is done */
         td_watchdog_beat(tr.watchdog, "agreeing with the other ranks on stop signals");
-        int sig = stop_signal;
-        bool stopped = td_dist_any_failed(&dist, sig != 0) && !last;
+        int sig = td_dist_max_int(&dist, stop_signal);
+        bool stopped = sig != 0 && !last;
         bool ckpt_due = cfg.run.checkpoint_every > 0 && s.step % cfg.run.checkpoint_every == 0;
         if (ckpt_due || last || stopped) {
             if ((st = td_trainer_save(&tr, &err)) != TD_OK) break;
@@ -386,7 +388,7 @@ int td_cmd_train(int argc, char **argv)
         }
         if (stopped) {
             td_log(&dist, "stopped by %s after step %lld; run again to continue",
-                   sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal to another rank",
+                   sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal",
                    (long long)s.step);
             exit_code = TD_EXIT_STOPPED;
             break;
