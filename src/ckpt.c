@@ -35,13 +35,12 @@
  * whose metadata carries checksums of its own.
  *
  * Writing goes to DIR/.ckpt-<step>.h5.tmp, which is closed, fsynced and
- * renamed to DIR/ckpt-<step>.h5 before the directory is fsynced, so a crash
- * at any point leaves either the old set of checkpoints or the new one. */
+ * renamed to DIR/ckpt-<step>.h5 before the directory is fsynced (fs.h), so
+ * a crash at any point leaves either the old set of checkpoints or the new
+ * one. */
 #include "tokdrop/ckpt.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +49,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "h5util.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -200,17 +200,7 @@ static void fmt_shape(char *buf, size_t len, int ndim, const hsize_t *dims)
                  (unsigned long long)dims[1]);
 }
 
-/* ---- paths and directory listing -------------------------------------------- */
-
-static char *path_join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = td_xmalloc(a + b + 2);
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
+/* ---- directory listing ------------------------------------------------------ */
 
 /* "ckpt-<digits>.h5" exactly; anything else in the directory (the .tmp
  * files of interrupted writes, the user's notes) is not ours to read. */
@@ -254,181 +244,52 @@ static td_status list_ckpts(ckpt_entry **out, int64_t *n_out, bool *missing, con
 {
     *out = NULL;
     *n_out = 0;
-    *missing = false;
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) {
-            *missing = true;
-            return TD_OK;
-        }
-        return td_error_set(err, TD_ERR_IO, "%s: cannot list the checkpoint directory: %s", dir,
-                            strerror(errno));
+    char **names;
+    int64_t n_names;
+    td_status st = td_fs_list(dir, &names, &n_names, missing, err);
+    if (st != TD_OK) return st;
+    ckpt_entry *e = td_xcalloc((size_t)n_names + 1, sizeof(*e));
+    int64_t n = 0;
+    for (int64_t i = 0; i < n_names; i++) {
+        if (!parse_ckpt_name(names[i], &e[n].step)) continue;
+        e[n++].name = names[i];
+        names[i] = NULL;
     }
-    ckpt_entry *e = NULL;
-    int64_t n = 0, cap = 0;
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d)) != NULL) {
-        int64_t step;
-        if (!parse_ckpt_name(de->d_name, &step)) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            ckpt_entry *grown = realloc(e, (size_t)cap * sizeof(*e));
-            TD_ASSERT(grown != NULL);
-            e = grown;
-        }
-        e[n].step = step;
-        e[n].name = strdup(de->d_name);
-        TD_ASSERT(e[n].name != NULL);
-        n++;
-    }
-    int read_errno = errno;
-    closedir(d);
-    if (read_errno != 0) {
-        free_entries(e, n);
-        return td_error_set(err, TD_ERR_IO, "%s: cannot list the checkpoint directory: %s", dir,
-                            strerror(read_errno));
-    }
+    td_fs_list_free(names, n_names);
     if (n > 1) qsort(e, (size_t)n, sizeof(*e), cmp_entry_desc);
     *out = e;
     *n_out = n;
     return TD_OK;
 }
 
-/* mkdir -p */
-static td_status make_dirs(const char *dir, td_error *err)
-{
-    size_t n = strlen(dir);
-    char *p = td_xmalloc(n + 1);
-    memcpy(p, dir, n + 1);
-    td_status st = TD_OK;
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != '\0') continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            st = td_error_set(err, TD_ERR_IO,
-                              "%s: cannot create the checkpoint directory (at %s): %s", dir, p,
-                              strerror(errno));
-            break;
-        }
-        p[i] = c;
-    }
-    free(p);
-    if (st != TD_OK) return st;
-    struct stat sb;
-    if (stat(dir, &sb) != 0)
-        return td_error_set(err, TD_ERR_IO, "%s: cannot create the checkpoint directory: %s", dir,
-                            strerror(errno));
-    if (!S_ISDIR(sb.st_mode))
-        return td_error_set(err, TD_ERR_IO,
-                            "%s: checkpoint directory path exists and is not a directory", dir);
-    return TD_OK;
-}
-
-/* open + fsync + close; directories that cannot be synced (EINVAL on some
- * filesystems) count as synced. */
-static int fsync_path(const char *path, bool is_dir)
-{
-    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0 && is_dir && (e == EINVAL || e == ENOTSUP)) rc = 0;
-    errno = e;
-    return rc;
-}
-
 /* ---- writing ----------------------------------------------------------------- */
 
 typedef struct {
-    hid_t file;
-    const char *path;
-    td_status st; /* first failure; later writes are skipped */
-    td_error *err;
+    td_h5_writer h5;
     ckpt_hash hash;
 } ckpt_writer;
-
-static void w_fail(ckpt_writer *w, const char *what, const char *call, int line)
-{
-    if (w->st == TD_OK) w->st = td_h5_fail(w->err, w->path, what, call, __FILE__, line);
-}
-
-static void w_attr_str(ckpt_writer *w, const char *name, const char *value)
-{
-    if (w->st != TD_OK) return;
-    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR), attr = -1;
-    if (type < 0 || space < 0 || H5Tset_size(type, strlen(value) + 1) < 0) {
-        w_fail(w, name, "H5Tcopy/H5Screate", __LINE__);
-    } else {
-        attr = H5Acreate2(w->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-        if (attr < 0 || H5Awrite(attr, type, value) < 0)
-            w_fail(w, name, "H5Acreate2/H5Awrite", __LINE__);
-    }
-    td_h5_close_id(attr, H5Aclose);
-    td_h5_close_id(space, H5Sclose);
-    td_h5_close_id(type, H5Tclose);
-}
-
-static void w_attr_num(ckpt_writer *w, const char *name, hid_t file_type, hid_t mem_type,
-                       const void *value)
-{
-    if (w->st != TD_OK) return;
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr =
-        space < 0 ? -1 : H5Acreate2(w->file, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (attr < 0 || H5Awrite(attr, mem_type, value) < 0)
-        w_fail(w, name, "H5Acreate2/H5Awrite", __LINE__);
-    td_h5_close_id(attr, H5Aclose);
-    td_h5_close_id(space, H5Sclose);
-}
 
 /* Writes one dataset (KIND_STR: data is a C string stored as a scalar) and
  * adds it to the checksum. */
 static void w_dataset(ckpt_writer *w, const char *name, int kind, int ndim, const hsize_t *dims,
                       const void *data)
 {
-    if (w->st != TD_OK) return;
-    hid_t space = -1, str_type = -1, ds = -1, file_type, mem_type;
     uint64_t n_bytes;
     if (kind == KIND_STR) {
         n_bytes = strlen(data);
-        str_type = H5Tcopy(H5T_C_S1);
-        if (str_type < 0 || H5Tset_size(str_type, (size_t)n_bytes + 1) < 0) {
-            w_fail(w, name, "H5Tcopy/H5Tset_size", __LINE__);
-            goto done;
-        }
-        file_type = mem_type = str_type;
-        space = H5Screate(H5S_SCALAR);
+        ndim = 0;
+        td_h5_write_str_dataset(&w->h5, name, data);
     } else {
         uint64_t n_elems = 1;
         for (int d = 0; d < ndim; d++) n_elems *= (uint64_t)dims[d];
         n_bytes = n_elems * (kind == KIND_F32 ? 4 : 8);
-        file_type = kind == KIND_F32 ? H5T_IEEE_F32LE : H5T_STD_I64LE;
-        mem_type = kind == KIND_F32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64;
-        space = H5Screate_simple(ndim, dims, NULL);
+        td_h5_write_dataset(&w->h5, name, kind == KIND_F32 ? H5T_IEEE_F32LE : H5T_STD_I64LE,
+                            kind == KIND_F32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, ndim, dims,
+                            data);
     }
-    if (space < 0) {
-        w_fail(w, name, "H5Screate", __LINE__);
-        goto done;
-    }
-    ds = H5Dcreate2(w->file, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0) {
-        w_fail(w, name, "H5Dcreate2", __LINE__);
-        goto done;
-    }
-    if ((n_bytes > 0 || kind == KIND_STR) &&
-        H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        w_fail(w, name, "H5Dwrite", __LINE__);
-        goto done;
-    }
-    hash_dataset_head(&w->hash, name, kind, kind == KIND_STR ? 0 : ndim, dims, n_bytes);
+    if (w->h5.st != TD_OK) return;
+    hash_dataset_head(&w->hash, name, kind, ndim, dims, n_bytes);
     hash_update(&w->hash, data, (size_t)n_bytes);
-done:
-    td_h5_close_id(ds, H5Dclose);
-    td_h5_close_id(space, H5Sclose);
-    td_h5_close_id(str_type, H5Tclose);
 }
 
 /* Links stay in the group's object header however many there are: that
@@ -437,13 +298,13 @@ done:
  * on some flipped bits there instead of reporting them. */
 static void w_group(ckpt_writer *w, const char *name)
 {
-    if (w->st != TD_OK) return;
-    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), g = -1;
+    if (w->h5.st != TD_OK) return;
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
     if (gcpl < 0 || H5Pset_link_phase_change(gcpl, 65535, 65535) < 0)
-        w_fail(w, name, "H5Pcreate/H5Pset_link_phase_change", __LINE__);
-    else if ((g = H5Gcreate2(w->file, name, H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0)
-        w_fail(w, name, "H5Gcreate2", __LINE__);
-    td_h5_close_id(g, H5Gclose);
+        w->h5.st = td_h5_fail(w->h5.err, w->h5.tmp, name, "H5Pcreate/H5Pset_link_phase_change",
+                              __FILE__, __LINE__);
+    else
+        td_h5_write_group(&w->h5, name, gcpl);
     td_h5_close_id(gcpl, H5Pclose);
 }
 
@@ -454,28 +315,25 @@ static int cmp_tensor_name(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* Writes the whole file at path (the tmp name); the datasets go in checksum
- * order so that hashing follows writing. */
+/* Writes the whole file at path atomically (fs.h); the datasets go in
+ * checksum order so that hashing follows writing. HDF5 printing must be off. */
 static td_status write_file(const char *path, const td_ckpt *c, const td_tensor_info *const *sorted,
                             td_error *err)
 {
-    ckpt_writer w = {.path = path, .err = err, .st = TD_OK};
+    ckpt_writer w;
     hash_init(&w.hash);
     hid_t fapl = make_fapl(true);
     if (fapl < 0) return td_h5_fail(err, path, "file", "H5Pcreate", __FILE__, __LINE__);
-    w.file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    /* the message first: the next HDF5 call clears the error stack */
-    if (w.file < 0) td_h5_fail(err, path, "file", "H5Fcreate", __FILE__, __LINE__);
+    td_h5_writer_create(&w.h5, path, fapl, err);
     H5Pclose(fapl);
-    if (w.file < 0) return TD_ERR_IO;
 
     const int32_t version = CKPT_VERSION, n_ranks = c->n_ranks;
     hash_header(&w.hash, version, c->step, c->seed, n_ranks);
-    w_attr_str(&w, "format", CKPT_FORMAT);
-    w_attr_num(&w, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &version);
-    w_attr_num(&w, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &c->step);
-    w_attr_num(&w, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &c->seed);
-    w_attr_num(&w, "n_ranks", H5T_STD_I32LE, H5T_NATIVE_INT32, &n_ranks);
+    td_h5_write_attr_str(&w.h5, "format", CKPT_FORMAT);
+    td_h5_write_attr_num(&w.h5, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &version);
+    td_h5_write_attr_num(&w.h5, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &c->step);
+    td_h5_write_attr_num(&w.h5, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &c->seed);
+    td_h5_write_attr_num(&w.h5, "n_ranks", H5T_STD_I32LE, H5T_NATIVE_INT32, &n_ranks);
 
     w_dataset(&w, "config", KIND_STR, 0, NULL, c->config_yaml ? c->config_yaml : "");
     int64_t *cursors = td_xmalloc((size_t)c->n_ranks * 3 * sizeof(int64_t)); /* (n_ranks, 3) */
@@ -507,9 +365,8 @@ static td_status write_file(const char *path, const td_ckpt *c, const td_tensor_
     }
     char hex[17];
     snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash_finish(&w.hash));
-    w_attr_str(&w, "checksum", hex);
-    if (H5Fclose(w.file) < 0) w_fail(&w, "file", "H5Fclose", __LINE__);
-    return w.st;
+    td_h5_write_attr_str(&w.h5, "checksum", hex);
+    return td_h5_writer_close(&w.h5);
 }
 
 /* Removes all but the newest `keep` checkpoints, the one just written always
@@ -531,7 +388,7 @@ static td_status prune(const char *dir, const char *written, int64_t written_ste
             kept++;
             continue;
         }
-        char *p = path_join(dir, e[i].name);
+        char *p = td_fs_join_alloc(dir, e[i].name);
         if (unlink(p) != 0 && errno != ENOENT)
             st = td_error_set(err, TD_ERR_IO,
                               "%s: cannot remove an old checkpoint (the new one is written): %s", p,
@@ -578,28 +435,13 @@ static td_status check_for_writing(const td_ckpt *ckpt, const td_tensor_info ***
     return TD_OK;
 }
 
-/* Writes tmp, syncs it, renames it to final and syncs dir, the directory
- * holding both: the previous final file survives a crash at any point. */
-static td_status write_atomically(const char *tmp, const char *final, const char *dir,
-                                  const td_ckpt *ckpt, const td_tensor_info *const *sorted,
-                                  td_error *err)
+/* write_file with HDF5's printing off. */
+static td_status write_quietly(const char *path, const td_ckpt *c,
+                               const td_tensor_info *const *sorted, td_error *err)
 {
     td_h5_quiet q = td_h5_quiet_begin();
-    td_status st = write_file(tmp, ckpt, sorted, err);
+    td_status st = write_file(path, c, sorted, err);
     td_h5_quiet_end(q);
-    if (st == TD_OK && fsync_path(tmp, false) != 0)
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot sync the checkpoint to disk: %s", tmp,
-                          strerror(errno));
-    if (st == TD_OK && rename(tmp, final) != 0)
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot rename the checkpoint to %s: %s", tmp, final,
-                          strerror(errno));
-    if (st != TD_OK) {
-        unlink(tmp); /* may not exist; the message above is what matters */
-        return st;
-    }
-    if (fsync_path(dir, true) != 0)
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot sync the checkpoint directory: %s", dir,
-                          strerror(errno));
     return st;
 }
 
@@ -613,14 +455,12 @@ td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error
     td_status st = check_for_writing(ckpt, &sorted, err);
     if (st != TD_OK) return st;
 
-    char tmp_name[64], final_name[64];
-    snprintf(tmp_name, sizeof(tmp_name), ".ckpt-%08lld.h5.tmp", (long long)ckpt->step);
+    char final_name[64];
     snprintf(final_name, sizeof(final_name), "ckpt-%08lld.h5", (long long)ckpt->step);
-    char *tmp = path_join(dir, tmp_name), *final = path_join(dir, final_name);
-    st = make_dirs(dir, err);
-    if (st == TD_OK) st = write_atomically(tmp, final, dir, ckpt, sorted, err);
+    char *final = td_fs_join_alloc(dir, final_name);
+    st = td_fs_mkdir_p(dir, NULL, NULL, err);
+    if (st == TD_OK) st = write_quietly(final, ckpt, sorted, err);
     if (st == TD_OK) st = prune(dir, final_name, ckpt->step, keep, err);
-    free(tmp);
     free(final);
     free(sorted);
     return st;
@@ -633,17 +473,7 @@ td_status td_ckpt_write_file(const char *path, const td_ckpt *ckpt, td_error *er
     const td_tensor_info **sorted;
     td_status st = check_for_writing(ckpt, &sorted, err);
     if (st != TD_OK) return st;
-    size_t n = strlen(path);
-    char *tmp = td_xmalloc(n + 5), *dir = td_xmalloc(n + 2);
-    snprintf(tmp, n + 5, "%s.tmp", path);
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, n + 2, ".");
-    else
-        snprintf(dir, n + 2, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    st = write_atomically(tmp, path, dir, ckpt, sorted, err);
-    free(tmp);
-    free(dir);
+    st = write_quietly(path, ckpt, sorted, err);
     free(sorted);
     return st;
 }
@@ -703,100 +533,22 @@ static td_status r_open(ckpt_reader *r, td_error *err)
     return TD_OK;
 }
 
-/* Reads a scalar attribute of the root into out: a fixed-length string
- * (mem_type < 0, out of out_len bytes) or an integer converted to mem_type. */
+/* A scalar attribute of the root (h5util.h). */
 static td_status r_attr(void *out, size_t out_len, hid_t mem_type, ckpt_reader *r, const char *name,
                         td_error *err)
 {
-    td_status st = TD_OK;
-    hid_t attr = -1, type = -1, space = -1, str_type = -1;
-    char what[64];
-    snprintf(what, sizeof(what), "attribute %s", name);
-    htri_t exists;
-    TD_H5(r->path, what, exists = H5Aexists(r->file, name));
-    if (!exists) {
-        st = td_error_set(err, TD_ERR_FORMAT,
-                          "%s: attribute %s missing (not a tokdrop checkpoint?)", r->path, name);
-        goto done;
-    }
-    TD_H5(r->path, what, attr = H5Aopen(r->file, name, H5P_DEFAULT));
-    TD_H5(r->path, what, type = H5Aget_type(attr));
-    TD_H5(r->path, what, space = H5Aget_space(attr));
-    H5T_class_t cls = H5Tget_class(type);
-    const bool want_str = mem_type < 0;
-    if (H5Sget_simple_extent_npoints(space) != 1 || cls != (want_str ? H5T_STRING : H5T_INTEGER) ||
-        (want_str && H5Tis_variable_str(type) != 0)) {
-        st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s is not a scalar %s", r->path, name,
-                          want_str ? "fixed-length string" : "integer");
-        goto done;
-    }
-    if (want_str) {
-        size_t size = H5Tget_size(type);
-        if (size == 0 || size >= out_len) {
-            st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s is %zu bytes, expected < %zu",
-                              r->path, name, size, out_len);
-            goto done;
-        }
-        TD_H5(r->path, what, str_type = H5Tcopy(H5T_C_S1));
-        TD_H5(r->path, what, H5Tset_size(str_type, size));
-        TD_H5(r->path, what, H5Aread(attr, str_type, out));
-        ((char *)out)[size] = '\0';
-    } else {
-        TD_H5(r->path, what, H5Aread(attr, mem_type, out));
-    }
-done:
-    td_h5_close_id(str_type, H5Tclose);
-    td_h5_close_id(space, H5Sclose);
-    td_h5_close_id(type, H5Tclose);
-    td_h5_close_id(attr, H5Aclose);
-    return st;
+    return td_h5_read_attr(out, out_len, mem_type, r->file, r->path, name, err);
 }
 
 /* The config text (malloc'd into *out), added to the checksum. */
 static td_status r_config(char **out, ckpt_reader *r, td_error *err)
 {
-    static const char name[] = "config";
-    td_status st = TD_OK;
-    hid_t ds = -1, type = -1, space = -1, str_type = -1;
-    char *text = NULL;
-    htri_t exists;
-    TD_H5(r->path, "dataset config", exists = H5Lexists(r->file, name, H5P_DEFAULT));
-    if (!exists) {
-        st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset config missing", r->path);
-        goto done;
-    }
-    TD_H5(r->path, "dataset config", ds = H5Dopen2(r->file, name, H5P_DEFAULT));
-    TD_H5(r->path, "dataset config", type = H5Dget_type(ds));
-    TD_H5(r->path, "dataset config", space = H5Dget_space(ds));
-    size_t size = H5Tget_size(type);
-    if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0 ||
-        H5Sget_simple_extent_type(space) != H5S_SCALAR || size == 0 || size > r->file_bytes) {
-        st = td_error_set(err, TD_ERR_FORMAT,
-                          "%s: dataset config is not a scalar fixed-length string", r->path);
-        goto done;
-    }
-    TD_H5(r->path, "dataset config", str_type = H5Tcopy(H5T_C_S1));
-    TD_H5(r->path, "dataset config", H5Tset_size(str_type, size));
-    text = malloc(size + 1);
-    if (!text) {
-        st =
-            td_error_set(err, TD_ERR_NOMEM, "%s: no memory for the %zu-byte config", r->path, size);
-        goto done;
-    }
-    TD_H5(r->path, "dataset config", H5Dread(ds, str_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, text));
-    text[size] = '\0';
-    size_t len = strlen(text);
-    hash_dataset_head(&r->hash, name, KIND_STR, 0, NULL, len);
-    hash_update(&r->hash, text, len);
-    *out = text;
-    text = NULL;
-done:
-    free(text);
-    td_h5_close_id(str_type, H5Tclose);
-    td_h5_close_id(space, H5Sclose);
-    td_h5_close_id(type, H5Tclose);
-    td_h5_close_id(ds, H5Dclose);
-    return st;
+    td_status st = td_h5_read_str_dataset(out, r->file, r->path, "config", r->file_bytes, err);
+    if (st != TD_OK) return st;
+    size_t len = strlen(*out);
+    hash_dataset_head(&r->hash, "config", KIND_STR, 0, NULL, len);
+    hash_update(&r->hash, *out, len);
+    return TD_OK;
 }
 
 /* Opens a numeric dataset of loc and checks its type (float32 or int64), its
@@ -1201,7 +953,7 @@ td_status td_ckpt_find_latest(const char *dir, char *path, size_t path_len,
     int64_t n_bad = 0;
     td_h5_quiet q = td_h5_quiet_begin();
     for (int64_t i = 0; i < n; i++) {
-        char *p = path_join(dir, e[i].name);
+        char *p = td_fs_join_alloc(dir, e[i].name);
         td_error why = {TD_OK, ""};
         if (ckpt_load(p, NULL, NULL, NULL, &why) == TD_OK) {
             if (strlen(p) >= path_len)

@@ -3,7 +3,7 @@
  * the messages. */
 #include "tokdrop/hf.h"
 
-#include "file_atomic.h"
+#include "fs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -59,7 +59,7 @@ static td_status fill_config(FILE *f, const void *ctx, td_error *err)
 
 td_status td_hf_write_config(const char *path, const td_model_config *mc, td_error *err)
 {
-    return td_file_write_atomic(path, fill_config, mc, err);
+    return td_fs_write_atomic(path, fill_config, mc, err);
 }
 
 static td_status fill_copy(FILE *f, const void *ctx, td_error *err)
@@ -77,7 +77,7 @@ static td_status fill_copy(FILE *f, const void *ctx, td_error *err)
 
 td_status td_hf_copy_file(const char *src, const char *dst, td_error *err)
 {
-    return td_file_write_atomic(dst, fill_copy, src, err);
+    return td_fs_write_atomic(dst, fill_copy, src, err);
 }
 
 /* ---- reading config.json ------------------------------------------------- */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "file_atomic.h"
+#include "fs.h"
 
 void td_log(const td_dist *dist, const char *fmt, ...)
 {
@@ -154,7 +154,7 @@ td_status td_jsonl_keep_steps(const char *path, int64_t max_step, int64_t *n_dro
     td_status st = TD_OK;
     if (dropped > 0) {
         kept_lines k = {buf, start, end, kept};
-        st = td_file_write_atomic(path, write_kept_lines, &k, err);
+        st = td_fs_write_atomic(path, write_kept_lines, &k, err);
     }
     free(start);
     free(end);

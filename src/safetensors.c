@@ -8,7 +8,7 @@
  * the tensor. */
 #include "tokdrop/safetensors.h"
 
-#include "file_atomic.h"
+#include "fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,7 +126,7 @@ static bool write_f32_le(FILE *f, const float *x, int64_t n)
     return true;
 }
 
-/* What the writer hands to td_file_write_atomic. */
+/* What the writer hands to td_fs_write_atomic. */
 typedef struct {
     const strbuf *header;
     const td_tensor_info *tensors;
@@ -136,7 +136,7 @@ typedef struct {
 
 static td_status fill_file(FILE *f, const void *ctx, td_error *err)
 {
-    (void)err; /* a failed fwrite is seen by td_file_write_atomic through ferror */
+    (void)err; /* a failed fwrite is seen by td_fs_write_atomic through ferror */
     const st_content *c = ctx;
     unsigned char len_le[8];
     for (int k = 0; k < 8; k++) len_le[k] = (unsigned char)((uint64_t)c->header->len >> (8 * k));
@@ -170,7 +170,7 @@ td_status td_safetensors_write(const char *path, const td_tensor_info *tensors, 
     while (h.len % 8 != 0) sb_puts(&h, " ");
 
     st_content c = {&h, tensors, n_tensors, block};
-    td_status st = td_file_write_atomic(path, fill_file, &c, err);
+    td_status st = td_fs_write_atomic(path, fill_file, &c, err);
     free(h.s);
     return st;
 }

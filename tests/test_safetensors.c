@@ -113,7 +113,7 @@ static void test_round_trip(void **state)
     /* write twice: the second replaces the first through the temporary */
     assert_int_equal(td_safetensors_write(path, t, 3, b, &err), TD_OK);
     assert_int_equal(td_safetensors_write(path, t, 3, a, &err), TD_OK);
-    assert_true(access(path_in(dir, "model.safetensors.tmp"), F_OK) != 0);
+    assert_true(access(path_in(dir, ".model.safetensors.tmp"), F_OK) != 0);
 
     for (int i = 0; i < N; i++) b[i] = 42.0f;
     int n_ignored = -1;

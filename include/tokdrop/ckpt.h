@@ -37,7 +37,7 @@ typedef struct {
  * fsync and rename, then removes all but the newest `keep` checkpoints. */
 td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err);
 
-/* Writes one checkpoint to exactly path (via path.tmp, fsync, rename); for
+/* Writes one checkpoint to exactly path (via DIR/.NAME.tmp, fsync, rename); for
  * `tokdrop import`, whose output is named by the user. */
 td_status td_ckpt_write_file(const char *path, const td_ckpt *ckpt, td_error *err);
 

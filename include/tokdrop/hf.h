@@ -8,7 +8,7 @@
 #include "tokdrop/config.h"
 #include "tokdrop/error.h"
 
-/* Writes a BertForPreTraining config.json for mc (via path.tmp and rename). */
+/* Writes a BertForPreTraining config.json for mc (atomically: DIR/.NAME.tmp, fsync, rename). */
 td_status td_hf_write_config(const char *path, const td_model_config *mc, td_error *err);
 
 /* Applies the BertConfig keys of config.json onto mc (keys it lacks keep
@@ -19,7 +19,7 @@ td_status td_hf_write_config(const char *path, const td_model_config *mc, td_err
  * and key; other keys (tokenizer, generation, architectures) are ignored. */
 td_status td_hf_read_config(const char *path, td_model_config *mc, td_error *err);
 
-/* Copies the file src to dst (via dst.tmp and rename). */
+/* Copies the file src to dst (atomically: DIR/.NAME.tmp, fsync, rename). */
 td_status td_hf_copy_file(const char *src, const char *dst, td_error *err);
 
 #endif
