@@ -111,6 +111,18 @@ td_status td_fs_write_atomic(const char *path, td_fs_fill_fn fill, const void *c
     return st;
 }
 
+static td_status fill_text(FILE *f, const void *ctx, td_error *err)
+{
+    (void)err; /* a failed fputs is seen through ferror */
+    fputs(ctx, f);
+    return TD_OK;
+}
+
+td_status td_fs_write_text(const char *path, const char *text, td_error *err)
+{
+    return td_fs_write_atomic(path, fill_text, text, err);
+}
+
 td_status td_fs_mkdir_p(const char *dir, void (*made)(void *ctx, const char *dir), void *made_ctx,
                         td_error *err)
 {

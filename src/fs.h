@@ -28,6 +28,9 @@
 typedef td_status (*td_fs_fill_fn)(FILE *f, const void *ctx, td_error *err);
 td_status td_fs_write_atomic(const char *path, td_fs_fill_fn fill, const void *ctx, td_error *err);
 
+/* td_fs_write_atomic of a C string. */
+td_status td_fs_write_text(const char *path, const char *text, td_error *err);
+
 /* The temporary name for path (DIR/.NAME.tmp), malloc'd. */
 char *td_fs_tmp_path(const char *path);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fs.h"
 #include "tokdrop/log.h"
 #include "tokdrop/weights.h"
 
@@ -324,9 +325,11 @@ td_status td_trainer_check_replicas(const td_trainer *tr, td_error *err)
                         (long long)tr->step);
 }
 
+/* run.dir is shorter than TD_PATH_LEN, so out (TD_PATH_LEN + 16) always fits. */
 static void checkpoint_dir(const td_trainer *tr, char *out, size_t n)
 {
-    snprintf(out, n, "%s/checkpoints", tr->cfg.run.dir);
+    td_status st = td_fs_join(out, n, tr->cfg.run.dir, "checkpoints", NULL);
+    TD_ASSERT(st == TD_OK);
 }
 
 /* The trainer's state as a checkpoint sees it (written from, or read into). */

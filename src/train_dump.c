@@ -11,34 +11,7 @@
 
 #include "tokdrop/train.h"
 
-typedef struct {
-    hid_t file, lcpl;
-    const char *path;
-    bool failed;
-} dump_file;
-
-static void write_dataset(dump_file *d, const char *name, hid_t mem_type, hid_t file_type, int ndim,
-                          const hsize_t *dims, const void *data)
-{
-    if (d->failed) return;
-    hid_t space = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
-    hid_t ds = H5Dcreate2(d->file, name, file_type, space, d->lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) d->failed = true;
-    if (ds >= 0) H5Dclose(ds);
-    H5Sclose(space);
-}
-
-static void write_string_attr(dump_file *d, const char *name, const char *value)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, strlen(value) + 1);
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(d->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (attr < 0 || H5Awrite(attr, type, value) < 0) d->failed = true;
-    if (attr >= 0) H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
-}
+#include "h5util.h"
 
 /* Gathers n_elems int32 (or float) of every rank to rank 0, rank-major. */
 static void *gather(const td_dist *dist, const void *local, int64_t n_elems, MPI_Datatype type,
@@ -97,57 +70,56 @@ td_status td_trainer_write_dump(const td_trainer *tr, const td_step_stats *stats
 
     td_status st = TD_OK;
     if (dist->rank == 0) {
-        dump_file d = {.path = path};
-        d.file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-        if (d.file < 0) {
-            st = td_error_set(err, TD_ERR_IO, "%s: cannot create the dump file", path);
-        } else {
-            d.lcpl = H5Pcreate(H5P_LINK_CREATE);
-            H5Pset_create_intermediate_group(d.lcpl, 1);
-            write_string_attr(&d, "format", "tokdrop-dump");
-            write_string_attr(&d, "format_version", "1");
-            write_dataset(&d, "loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->loss);
-            write_dataset(&d, "mlm_loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->mlm_loss);
-            write_dataset(&d, "nsp_loss", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 0, NULL, &stats->nsp_loss);
-            if (kept) {
-                hsize_t dk[2] = {G, (hsize_t)K};
-                write_dataset(&d, "kept", H5T_NATIVE_INT32, H5T_STD_I32LE, 2, dk, kept);
-            }
-            if (tr->tracking) {
-                hsize_t dv[1] = {(hsize_t)tr->drop.V};
-                write_dataset(&d, "importance", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, dv, tr->drop.imp);
-            } else {
-                /* no table without a vocabulary to resolve allow/deny: loss_init everywhere */
-                int64_t V = tr->model.V;
-                float *imp = td_xmalloc((size_t)V * sizeof(float));
-                for (int64_t i = 0; i < V; i++) imp[i] = (float)tr->cfg.token_drop.loss_init;
-                hsize_t dv[1] = {(hsize_t)V};
-                write_dataset(&d, "importance", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, dv, imp);
-                free(imp);
-            }
-            for (int i = 0; i < tr->model.n_tensors; i++) {
-                const td_tensor_info *ti = &tr->model.tensors[i];
-                hsize_t dims[2] = {(hsize_t)ti->shape[0], (hsize_t)ti->shape[1]};
-                char name[TD_TENSOR_NAME_LEN + 8];
-                snprintf(name, sizeof(name), "grad/%s", ti->name);
-                write_dataset(&d, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, ti->ndim, dims,
-                              tr->grads_before_clip + ti->offset);
-                snprintf(name, sizeof(name), "param/%s", ti->name);
-                write_dataset(&d, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, ti->ndim, dims,
-                              tr->model.params + ti->offset);
-            }
-            for (int i = 0; i < N_FIELDS; i++) {
-                hsize_t dims[2] = {G, (hsize_t)(fields[i].per_token == 1 ? T : MP)};
-                int nd = fields[i].per_token == -1 ? 1 : 2;
-                if (fields[i].is_float)
-                    write_dataset(&d, fields[i].name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, nd, dims, gathered[i]);
-                else
-                    write_dataset(&d, fields[i].name, H5T_NATIVE_INT32, H5T_STD_I32LE, nd, dims, gathered[i]);
-            }
-            H5Pclose(d.lcpl);
-            if (H5Fclose(d.file) < 0) d.failed = true;
-            if (d.failed) st = td_error_set(err, TD_ERR_IO, "%s: writing the dump failed", path);
+        td_h5_quiet q = td_h5_quiet_begin();
+        td_h5_writer d;
+        td_h5_writer_create(&d, path, H5P_DEFAULT, err);
+        /* every dataset name creates its groups (batch/, grad/, param/) */
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
+        d.lcpl = lcpl;
+        td_h5_write_attr_str(&d, "format", "tokdrop-dump");
+        td_h5_write_attr_str(&d, "format_version", "1");
+        td_h5_write_dataset(&d, "loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &stats->loss);
+        td_h5_write_dataset(&d, "mlm_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &stats->mlm_loss);
+        td_h5_write_dataset(&d, "nsp_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &stats->nsp_loss);
+        if (kept) {
+            hsize_t dk[2] = {G, (hsize_t)K};
+            td_h5_write_dataset(&d, "kept", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, dk, kept);
         }
+        if (tr->tracking) {
+            hsize_t dv[1] = {(hsize_t)tr->drop.V};
+            td_h5_write_dataset(&d, "importance", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, dv, tr->drop.imp);
+        } else {
+            /* no table without a vocabulary to resolve allow/deny: loss_init everywhere */
+            int64_t V = tr->model.V;
+            float *imp = td_xmalloc((size_t)V * sizeof(float));
+            for (int64_t i = 0; i < V; i++) imp[i] = (float)tr->cfg.token_drop.loss_init;
+            hsize_t dv[1] = {(hsize_t)V};
+            td_h5_write_dataset(&d, "importance", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, dv, imp);
+            free(imp);
+        }
+        for (int i = 0; i < tr->model.n_tensors; i++) {
+            const td_tensor_info *ti = &tr->model.tensors[i];
+            hsize_t dims[2] = {(hsize_t)ti->shape[0], (hsize_t)ti->shape[1]};
+            char name[TD_TENSOR_NAME_LEN + 8];
+            snprintf(name, sizeof(name), "grad/%s", ti->name);
+            td_h5_write_dataset(&d, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ti->ndim, dims,
+                                tr->grads_before_clip + ti->offset);
+            snprintf(name, sizeof(name), "param/%s", ti->name);
+            td_h5_write_dataset(&d, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ti->ndim, dims,
+                                tr->model.params + ti->offset);
+        }
+        for (int i = 0; i < N_FIELDS; i++) {
+            hsize_t dims[2] = {G, (hsize_t)(fields[i].per_token == 1 ? T : MP)};
+            int nd = fields[i].per_token == -1 ? 1 : 2;
+            if (fields[i].is_float)
+                td_h5_write_dataset(&d, fields[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, nd, dims, gathered[i]);
+            else
+                td_h5_write_dataset(&d, fields[i].name, H5T_STD_I32LE, H5T_NATIVE_INT32, nd, dims, gathered[i]);
+        }
+        td_h5_close_id(lcpl, H5Pclose);
+        st = td_h5_writer_close(&d);
+        td_h5_quiet_end(q);
     }
     for (int i = 0; i < N_FIELDS; i++) free(gathered[i]);
     free(kept);

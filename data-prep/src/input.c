@@ -4,7 +4,6 @@
  * bounds memory. */
 #include "input.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "fs.h"
 #include "unicode.h"
 #include "util.h"
 
@@ -33,39 +33,19 @@ static void list_push(str_list *l, char *s)
     l->v[l->n++] = s;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *join_path(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    int slash = a > 0 && dir[a - 1] != '/';
-    char *p = td_xmalloc(a + (size_t)slash + b + 1);
-    memcpy(p, dir, a);
-    if (slash) p[a] = '/';
-    memcpy(p + a + slash, name, b + 1);
-    return p;
-}
-
 static td_status walk_dir(str_list *out, const char *dir, int depth, td_error *err)
 {
     if (depth > 64)
         return td_error_set(err, TD_ERR_IO, "%s: directories nested more than 64 deep "
                             "(a symlink loop?); expected a tree of text files", dir);
-    DIR *d = opendir(dir);
-    if (!d)
-        return td_error_set(err, TD_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
-    str_list names = {0};
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        list_push(&names, join_path(dir, e->d_name));
-    }
-    closedir(d);
-    if (names.n > 1) qsort(names.v, (size_t)names.n, sizeof(char *), cmp_str);
-    td_status st = TD_OK;
+    char **entries;
+    int64_t n_entries;
+    td_status st = td_fs_list(dir, &entries, &n_entries, NULL, err);
+    if (st != TD_OK) return st;
+    str_list names = {0}; /* sorted, as td_fs_list returns them */
+    for (int64_t i = 0; i < n_entries; i++)
+        if (entries[i][0] != '.') list_push(&names, td_fs_join_alloc(dir, entries[i]));
+    td_fs_list_free(entries, n_entries);
     for (int64_t i = 0; i < names.n; i++) {
         struct stat sb;
         if (st != TD_OK || stat(names.v[i], &sb) != 0) {

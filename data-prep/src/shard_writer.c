@@ -1,12 +1,12 @@
-/* HDF5 shard writer (shard_writer.h). */
+/* HDF5 shard writer (shard_writer.h), through the shared HDF5 writer
+ * (h5util.h), which writes the file atomically (fs.h). */
 #include "shard_writer.h"
 
-#include <errno.h>
 #include <hdf5.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "h5util.h"
 #include "instances.h"
 #include "util.h"
 
@@ -66,133 +66,52 @@ void tdp_shard_arrays_fill(tdp_shard_arrays *a, const int32_t *const *rec, int32
     }
 }
 
-/* HDF5 calls return negative on failure; the message names the step. */
-#define H5_TRY(call, what)                                                                  \
-    do {                                                                                    \
-        if ((call) < 0) {                                                                   \
-            st = td_error_set(err, TD_ERR_IO, "%s: HDF5 failed to %s (disk full?)", path,   \
-                              what);                                                        \
-            goto done;                                                                      \
-        }                                                                                   \
-    } while (0)
-
-static herr_t write_dataset(hid_t file, const char *name, hid_t file_type, hid_t mem_type,
-                            int rank, const hsize_t *dims, const void *data)
+static void attr_i64(td_h5_writer *w, const char *name, int64_t value)
 {
-    hid_t space = H5Screate_simple(rank, dims, NULL);
-    if (space < 0) return -1;
-    hid_t ds = H5Dcreate2(file, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = -1;
-    if (ds >= 0) {
-        rc = H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-        if (H5Dclose(ds) < 0) rc = -1;
-    }
-    H5Sclose(space);
-    return rc;
-}
-
-static herr_t write_attr_str(hid_t file, const char *name, const char *value)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    if (type < 0) return -1;
-    herr_t rc = -1;
-    hid_t space = -1, attr = -1;
-    if (H5Tset_size(type, strlen(value) + 1) < 0 || H5Tset_strpad(type, H5T_STR_NULLTERM) < 0 ||
-        H5Tset_cset(type, H5T_CSET_UTF8) < 0)
-        goto out;
-    space = H5Screate(H5S_SCALAR);
-    if (space < 0) goto out;
-    attr = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (attr < 0) goto out;
-    rc = H5Awrite(attr, type, value);
-out:
-    if (attr >= 0 && H5Aclose(attr) < 0) rc = -1;
-    if (space >= 0) H5Sclose(space);
-    H5Tclose(type);
-    return rc;
-}
-
-static herr_t write_attr_i64(hid_t file, const char *name, int64_t value)
-{
-    hid_t space = H5Screate(H5S_SCALAR);
-    if (space < 0) return -1;
-    hid_t attr = H5Acreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = -1;
-    if (attr >= 0) {
-        rc = H5Awrite(attr, H5T_NATIVE_INT64, &value);
-        if (H5Aclose(attr) < 0) rc = -1;
-    }
-    H5Sclose(space);
-    return rc;
+    td_h5_write_attr_num(w, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
 }
 
 td_status tdp_shard_write(const char *path, const tdp_shard_arrays *a, const tdp_shard_attrs *at,
                           td_error *err)
 {
-    td_status st = TD_OK;
-    size_t n_path = strlen(path);
-    char *tmp = td_xmalloc(n_path + 5);
-    memcpy(tmp, path, n_path);
-    memcpy(tmp + n_path, ".tmp", 5);
     /* Errors are reported through td_error, not HDF5's stack dump. */
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    td_h5_quiet q = td_h5_quiet_begin();
     /* File format 1.8 or later: attributes over 64 KiB (source_files of a
      * corpus of many files) need its dense attribute storage. */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    hid_t file = -1;
-    if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) >= 0)
-        file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (fapl >= 0) H5Pclose(fapl);
-    if (file < 0) {
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot create the shard file; expected a "
-                          "writable output directory", tmp);
-        free(tmp);
-        return st;
-    }
+    if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    td_h5_writer w;
+    td_h5_writer_create(&w, path, fapl, err);
+    td_h5_close_id(fapl, H5Pclose);
+    w.cset = H5T_CSET_UTF8;
     hsize_t d_nt[2] = {(hsize_t)a->n, (hsize_t)a->seq_len};
     hsize_t d_np[2] = {(hsize_t)a->n, (hsize_t)a->max_pred};
     hsize_t d_n[1] = {(hsize_t)a->n};
     hsize_t d_v[1] = {(hsize_t)a->vocab_size};
-    H5_TRY(write_dataset(file, "input_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_nt, a->input_ids),
-           "write input_ids");
-    H5_TRY(write_dataset(file, "input_mask", H5T_STD_I8LE, H5T_NATIVE_INT8, 2, d_nt, a->input_mask),
-           "write input_mask");
-    H5_TRY(write_dataset(file, "segment_ids", H5T_STD_I8LE, H5T_NATIVE_INT8, 2, d_nt,
-                         a->segment_ids),
-           "write segment_ids");
-    H5_TRY(write_dataset(file, "masked_lm_positions", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_np,
-                         a->mlm_positions),
-           "write masked_lm_positions");
-    H5_TRY(write_dataset(file, "masked_lm_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_np,
-                         a->mlm_ids),
-           "write masked_lm_ids");
-    H5_TRY(write_dataset(file, "next_sentence_labels", H5T_STD_I8LE, H5T_NATIVE_INT8, 1, d_n,
-                         a->nsp_labels),
-           "write next_sentence_labels");
-    H5_TRY(write_dataset(file, "token_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d_v,
-                         a->token_counts),
-           "write token_counts");
-    H5_TRY(write_attr_str(file, "format", TDP_SHARD_FORMAT), "write attribute format");
-    H5_TRY(write_attr_i64(file, "format_version", TDP_SHARD_FORMAT_VERSION),
-           "write attribute format_version");
-    H5_TRY(write_attr_str(file, "vocab_hash", at->vocab_hash), "write attribute vocab_hash");
-    H5_TRY(write_attr_i64(file, "vocab_size", a->vocab_size), "write attribute vocab_size");
-    H5_TRY(write_attr_i64(file, "seq_length", a->seq_len), "write attribute seq_length");
-    H5_TRY(write_attr_i64(file, "max_pred", a->max_pred), "write attribute max_pred");
-    H5_TRY(write_attr_str(file, "masking", at->masking), "write attribute masking");
-    H5_TRY(write_attr_str(file, "source_files", at->source_files), "write attribute source_files");
-    H5_TRY(write_attr_str(file, "split", at->split), "write attribute split");
-    H5_TRY(write_attr_i64(file, "seed", at->seed), "write attribute seed");
-    H5_TRY(write_attr_i64(file, "dupe_factor", at->dupe_factor), "write attribute dupe_factor");
-    H5_TRY(write_attr_i64(file, "whole_word", at->whole_word), "write attribute whole_word");
-    H5_TRY(write_attr_i64(file, "lower_case", at->lower_case), "write attribute lower_case");
-done:
-    if (H5Fclose(file) < 0 && st == TD_OK)
-        st = td_error_set(err, TD_ERR_IO, "%s: HDF5 failed to close the file (disk full?)", tmp);
-    if (st == TD_OK && rename(tmp, path) != 0)
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
-                          strerror(errno));
-    if (st != TD_OK) remove(tmp);
-    free(tmp);
+    td_h5_write_dataset(&w, "input_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_nt, a->input_ids);
+    td_h5_write_dataset(&w, "input_mask", H5T_STD_I8LE, H5T_NATIVE_INT8, 2, d_nt, a->input_mask);
+    td_h5_write_dataset(&w, "segment_ids", H5T_STD_I8LE, H5T_NATIVE_INT8, 2, d_nt, a->segment_ids);
+    td_h5_write_dataset(&w, "masked_lm_positions", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_np,
+                        a->mlm_positions);
+    td_h5_write_dataset(&w, "masked_lm_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_np, a->mlm_ids);
+    td_h5_write_dataset(&w, "next_sentence_labels", H5T_STD_I8LE, H5T_NATIVE_INT8, 1, d_n,
+                        a->nsp_labels);
+    td_h5_write_dataset(&w, "token_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d_v,
+                        a->token_counts);
+    td_h5_write_attr_str(&w, "format", TDP_SHARD_FORMAT);
+    attr_i64(&w, "format_version", TDP_SHARD_FORMAT_VERSION);
+    td_h5_write_attr_str(&w, "vocab_hash", at->vocab_hash);
+    attr_i64(&w, "vocab_size", a->vocab_size);
+    attr_i64(&w, "seq_length", a->seq_len);
+    attr_i64(&w, "max_pred", a->max_pred);
+    td_h5_write_attr_str(&w, "masking", at->masking);
+    td_h5_write_attr_str(&w, "source_files", at->source_files);
+    td_h5_write_attr_str(&w, "split", at->split);
+    attr_i64(&w, "seed", at->seed);
+    attr_i64(&w, "dupe_factor", at->dupe_factor);
+    attr_i64(&w, "whole_word", at->whole_word);
+    attr_i64(&w, "lower_case", at->lower_case);
+    td_status st = td_h5_writer_close(&w);
+    td_h5_quiet_end(q);
     return st;
 }

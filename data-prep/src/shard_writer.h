@@ -37,7 +37,7 @@ typedef struct {
 #define TDP_SHARD_FORMAT "tokdrop-shard"
 #define TDP_SHARD_FORMAT_VERSION 1
 
-/* Writes path (through path.tmp and a rename). The HDF5 library may not be
+/* Writes path atomically (DIR/.NAME.tmp, fsync, rename). The HDF5 library may not be
  * thread-safe: callers serialize calls. Errors name the file. */
 td_status tdp_shard_write(const char *path, const tdp_shard_arrays *a, const tdp_shard_attrs *at,
                           td_error *err);

@@ -3,17 +3,16 @@
  * work allows, each deterministic. */
 #include "shards.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "corpus.h"
+#include "fs.h"
 #include "input.h"
 #include "shard_writer.h"
 #include "util.h"
@@ -48,50 +47,31 @@ td_status tdp_shards_check_options(const tdp_shards_options *o, td_error *err)
     return TD_OK;
 }
 
-static td_status make_dir(const char *path, td_error *err)
-{
-    if (mkdir(path, 0777) == 0) return TD_OK;
-    struct stat sb;
-    if (errno == EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return TD_OK;
-    return td_error_set(err, TD_ERR_IO, "%s: cannot create output directory: %s", path,
-                        strerror(errno));
-}
-
-static char *path_join(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-    char *p = td_xmalloc(na + nb + 2);
-    memcpy(p, a, na);
-    p[na] = '/';
-    memcpy(p + na + 1, b, nb + 1);
-    return p;
-}
-
 /* Shards of an earlier run would be read with the new ones (the trainer
- * globs the directory), so shard_*.h5 files there are removed first. */
+ * globs the directory), so shard_*.h5 files there, and the temporary files
+ * of interrupted writes, are removed first. */
 static td_status remove_old_shards(const char *dir, int64_t *n_removed, td_error *err)
 {
-    DIR *d = opendir(dir);
-    if (!d) return TD_OK;
-    struct dirent *e;
-    td_status st = TD_OK;
-    while ((e = readdir(d)) != NULL) {
-        const char *n = e->d_name;
+    char **names;
+    int64_t n_names;
+    bool missing;
+    td_status st = td_fs_list(dir, &names, &n_names, &missing, err);
+    for (int64_t i = 0; i < n_names && st == TD_OK; i++) {
+        const char *n = names[i];
         size_t len = strlen(n);
-        int ours = strncmp(n, "shard_", 6) == 0 &&
-                   ((len > 3 && strcmp(n + len - 3, ".h5") == 0) ||
-                    (len > 7 && strcmp(n + len - 7, ".h5.tmp") == 0));
+        int ours = (strncmp(n, "shard_", 6) == 0 && len > 3 && strcmp(n + len - 3, ".h5") == 0) ||
+                   ((strncmp(n, "shard_", 6) == 0 || strncmp(n, ".shard_", 7) == 0) && len > 7 &&
+                    strcmp(n + len - 7, ".h5.tmp") == 0);
         if (!ours) continue;
-        char *p = path_join(dir, n);
+        char *p = td_fs_join_alloc(dir, n);
         if (unlink(p) != 0)
             st = td_error_set(err, TD_ERR_IO, "%s: cannot remove an old shard: %s", p,
                               strerror(errno));
         else
             (*n_removed)++;
         free(p);
-        if (st != TD_OK) break;
     }
-    closedir(d);
+    td_fs_list_free(names, n_names);
     return st;
 }
 
@@ -149,7 +129,7 @@ static void *write_main(void *arg)
         tdp_shard_arrays_fill(&a, recs, w->vocab->pad_id);
         char name[32];
         snprintf(name, sizeof(name), "shard_%05lld.h5", (long long)s);
-        char *path = path_join(w->dir, name);
+        char *path = td_fs_join_alloc(w->dir, name);
         pthread_mutex_lock(&w->mu);
         w->status[s] = tdp_shard_write(path, &a, w->attrs, &w->errors[s]);
         w->n_written++;
@@ -235,8 +215,8 @@ td_status tdp_shards_run(const tdp_shards_options *o, const char *const *inputs,
     }
     sum->n_files = in.n;
 
-    char *train_dir = path_join(o->out_dir, "train");
-    char *eval_dir = path_join(o->out_dir, "eval");
+    char *train_dir = td_fs_join_alloc(o->out_dir, "train");
+    char *eval_dir = td_fs_join_alloc(o->out_dir, "eval");
     int64_t n_removed = 0;
     tdp_corpus corpus;
     memset(&corpus, 0, sizeof(corpus));
@@ -245,9 +225,8 @@ td_status tdp_shards_run(const tdp_shards_options *o, const char *const *inputs,
     tdp_instance_set set;
     memset(&set, 0, sizeof(set));
 
-    st = make_dir(o->out_dir, err);
-    if (st == TD_OK) st = make_dir(train_dir, err);
-    if (st == TD_OK && o->eval_fraction > 0) st = make_dir(eval_dir, err);
+    st = td_fs_mkdir_p(train_dir, NULL, NULL, err);
+    if (st == TD_OK && o->eval_fraction > 0) st = td_fs_mkdir_p(eval_dir, NULL, NULL, err);
     if (st == TD_OK) st = remove_old_shards(train_dir, &n_removed, err);
     if (st == TD_OK) st = remove_old_shards(eval_dir, &n_removed, err);
     if (st != TD_OK) goto done;

@@ -8,11 +8,11 @@
  * vocabulary does not depend on hash order or thread count. */
 #include "vocab_learn.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "basic_tokenizer.h"
+#include "fs.h"
 #include "input.h"
 #include "unicode.h"
 #include "util.h"
@@ -579,6 +579,19 @@ td_status tdp_vocab_learn_from_counts(FILE *out, const tdp_strmap *counts,
     return TD_OK;
 }
 
+/* What tdp_vocab_learn hands to td_fs_write_atomic. */
+typedef struct {
+    const tdp_strmap *counts;
+    const tdp_vocab_learn_options *o;
+    tdp_vocab_learn_summary *sum;
+} learn_ctx;
+
+static td_status fill_vocab(FILE *f, const void *ctx, td_error *err)
+{
+    const learn_ctx *c = ctx;
+    return tdp_vocab_learn_from_counts(f, c->counts, c->o, c->sum, err);
+}
+
 td_status tdp_vocab_learn(const char *out_path, const char *const *inputs, int64_t n_inputs,
                           const tdp_vocab_learn_options *o, tdp_vocab_learn_summary *sum,
                           td_error *err)
@@ -590,24 +603,8 @@ td_status tdp_vocab_learn(const char *out_path, const char *const *inputs, int64
     tdp_strmap counts;
     td_status st = tdp_vocab_count_words(&counts, inputs, n_inputs, o, sum, err);
     if (st != TD_OK) return st;
-    size_t n = strlen(out_path);
-    char *tmp = td_xmalloc(n + 5);
-    memcpy(tmp, out_path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot create the vocabulary file: %s", tmp,
-                          strerror(errno));
-    } else {
-        st = tdp_vocab_learn_from_counts(f, &counts, o, sum, err);
-        if (fclose(f) != 0 && st == TD_OK)
-            st = td_error_set(err, TD_ERR_IO, "%s: write error: %s", tmp, strerror(errno));
-        if (st == TD_OK && rename(tmp, out_path) != 0)
-            st = td_error_set(err, TD_ERR_IO, "%s: cannot rename %s into place: %s", out_path,
-                              tmp, strerror(errno));
-        if (st != TD_OK) remove(tmp);
-    }
-    free(tmp);
+    learn_ctx c = {&counts, o, sum};
+    st = td_fs_write_atomic(out_path, fill_vocab, &c, err);
     tdp_strmap_free(&counts);
     return st;
 }

@@ -2,13 +2,12 @@
  * weights in Hugging Face layout (SPEC section 7): OUTDIR/model.safetensors
  * under BertForPreTraining names, config.json and vocab.txt, which
  * transformers' BertForPreTraining.from_pretrained(OUTDIR) loads. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
+#include "fs.h"
 #include "tokdrop/ckpt.h"
 #include "tokdrop/config.h"
 #include "tokdrop/hf.h"
@@ -20,14 +19,6 @@ static int usage_error(const char *msg)
 {
     fprintf(stderr, "tokdrop export: %s\nusage: tokdrop export CHECKPOINT OUTDIR [--vocab FILE]\n", msg);
     return TD_EXIT_USAGE;
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = td_xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
 }
 
 /* The vocabulary to ship: --vocab, else the run's model.vocab; it must
@@ -67,10 +58,10 @@ static td_status export(const char *ckpt_path, const char *out_dir, const char *
     };
     st = td_ckpt_read(ckpt_path, &ck, NULL, err);
     free(ck.config_yaml);
-    if (st == TD_OK && mkdir(out_dir, 0777) != 0 && errno != EEXIST)
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot create the directory: %s", out_dir, strerror(errno));
-    char *weights = join(out_dir, "model.safetensors"), *config = join(out_dir, "config.json"),
-         *vocab_out = join(out_dir, "vocab.txt");
+    if (st == TD_OK) st = td_fs_mkdir_p(out_dir, NULL, NULL, err);
+    char *weights = td_fs_join_alloc(out_dir, "model.safetensors"),
+         *config = td_fs_join_alloc(out_dir, "config.json"),
+         *vocab_out = td_fs_join_alloc(out_dir, "vocab.txt");
     if (st == TD_OK) st = td_safetensors_write(weights, model.tensors, model.n_tensors, model.params, err);
     if (st == TD_OK) st = td_hf_write_config(config, &cfg.model, err);
     if (st == TD_OK) st = td_hf_copy_file(vocab, vocab_out, err);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fs.h"
 #include "tokdrop/ckpt.h"
 #include "tokdrop/config.h"
 #include "tokdrop/hf.h"
@@ -30,11 +31,11 @@ static bool readable(const char *path) { return access(path, R_OK) == 0; }
 static td_status read_config(td_config *cfg, const char *dir, td_error *err)
 {
     char path[TD_PATH_LEN];
-    snprintf(path, sizeof(path), "%s/config.json", dir);
     td_config_defaults(cfg);
-    td_status st = td_hf_read_config(path, &cfg->model, err);
+    td_status st = td_fs_join(path, sizeof(path), dir, "config.json", err);
+    if (st == TD_OK) st = td_hf_read_config(path, &cfg->model, err);
+    if (st == TD_OK) st = td_fs_join(path, sizeof(path), dir, "vocab.txt", err);
     if (st != TD_OK) return st;
-    snprintf(path, sizeof(path), "%s/vocab.txt", dir);
     if (readable(path)) {
         if (!realpath(path, cfg->model.vocab)) snprintf(cfg->model.vocab, sizeof(cfg->model.vocab), "%s", path);
         td_vocab v = {0};
@@ -59,11 +60,10 @@ static td_status import(const char *dir, const char *ckpt_path, td_error *err)
     static td_config cfg;
     td_status st = read_config(&cfg, dir, err);
     if (st != TD_OK) return st;
-    char weights[TD_PATH_LEN];
-    snprintf(weights, sizeof(weights), "%s/model.safetensors", dir);
+    char weights[TD_PATH_LEN], bin[TD_PATH_LEN];
+    if ((st = td_fs_join(weights, sizeof(weights), dir, "model.safetensors", err)) != TD_OK) return st;
+    if ((st = td_fs_join(bin, sizeof(bin), dir, "pytorch_model.bin", err)) != TD_OK) return st;
     if (!readable(weights)) {
-        char bin[TD_PATH_LEN];
-        snprintf(bin, sizeof(bin), "%s/pytorch_model.bin", dir);
         if (readable(bin))
             return td_error_set(err, TD_ERR_IO,
                                 "%s: no model.safetensors, only pytorch_model.bin (a Python pickle, which tokdrop "

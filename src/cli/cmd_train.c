@@ -1,17 +1,16 @@
 /* `tokdrop train CONFIG.yaml [--set k=v ...] [--dump FILE]`. */
 #define _GNU_SOURCE /* sched_getaffinity */
-#include <errno.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "fs.h"
 #include "tokdrop/blas.h"
 #include "tokdrop/config.h"
 #include "tokdrop/dist.h"
@@ -51,24 +50,9 @@ static void created_free(created_paths *c)
     c->n = 0;
 }
 
-/* mkdir -p, recording each directory it made */
-static td_status make_dirs(const char *path, created_paths *created, td_error *err)
+static void on_made_dir(void *ctx, const char *dir)
 {
-    char buf[TD_PATH_LEN];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) == 0)
-                created_add(created, buf);
-            else if (errno != EEXIST)
-                return td_error_set(err, TD_ERR_IO, "run.dir: cannot create directory %s: %s", buf, strerror(errno));
-            *p = c;
-            if (c == '\0') break;
-        }
-    }
-    return TD_OK;
+    created_add(ctx, dir);
 }
 
 /* Rank 0, once set-up and resume succeeded: run.dir with the resolved
@@ -77,23 +61,26 @@ static td_status make_dirs(const char *path, created_paths *created, td_error *e
 static td_status open_run_dir(const td_config *cfg, const td_dist *dist, int64_t from_step, td_jsonl *metrics,
                               td_jsonl *evals, created_paths *created, td_error *err)
 {
-    td_status st = make_dirs(cfg->run.dir, created, err);
-    if (st != TD_OK) return st;
+    td_status st = td_fs_mkdir_p(cfg->run.dir, on_made_dir, created, err);
+    if (st != TD_OK) {
+        char why[TD_ERROR_MSG_LEN];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        return td_error_set(err, st, "run.dir: %s", why);
+    }
     char path[TD_PATH_LEN + 32];
-    snprintf(path, sizeof(path), "%s/config.yaml", cfg->run.dir);
+    st = td_fs_join(path, sizeof(path), cfg->run.dir, "config.yaml", err);
+    if (st != TD_OK) return st;
     if (access(path, F_OK) != 0) created_add(created, path);
     char *yaml = td_config_to_yaml(cfg);
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(yaml, f) < 0) st = td_error_set(err, TD_ERR_IO, "cannot write %s", path);
-    if (f && fclose(f) != 0 && st == TD_OK) st = td_error_set(err, TD_ERR_IO, "cannot write %s", path);
+    st = td_fs_write_text(path, yaml, err);
     free(yaml);
     const char *names[2] = {"metrics.jsonl", "eval.jsonl"};
     td_jsonl *files[2] = {metrics, evals};
     for (int i = 0; i < 2 && st == TD_OK; i++) {
         if (i == 1 && !cfg->data.eval[0]) break;
-        snprintf(path, sizeof(path), "%s/%s", cfg->run.dir, names[i]);
         int64_t dropped = 0;
-        st = td_jsonl_keep_steps(path, from_step, &dropped, err);
+        st = td_fs_join(path, sizeof(path), cfg->run.dir, names[i], err);
+        if (st == TD_OK) st = td_jsonl_keep_steps(path, from_step, &dropped, err);
         if (st == TD_OK && dropped > 0)
             td_log(dist, "%s: dropped %lld row%s past step %lld (computed again)", path, (long long)dropped,
                    dropped > 1 ? "s" : "", (long long)from_step);
