@@ -289,7 +289,7 @@ static void test_roundtrip(void **unused)
     hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
     int version = 0;
     assert_true(H5Aread(a, H5T_NATIVE_INT, &version) >= 0);
-    assert_int_equal(version, 1);
+    assert_int_equal(version, 2);
     H5Aclose(a);
     H5Fclose(f);
 
