@@ -40,6 +40,8 @@ td_status td_trainer_data_options(td_data_options *o, const td_config *cfg, cons
         .ordered = eval,
         .limit = eval ? cfg->run.eval_batches * cfg->train.micro_batch : 0,
         .key = eval ? "data.eval" : "data.train",
+        .vocab_path = vocab->size > 0 ? cfg->model.vocab : NULL,
+        .vocab_hash = vocab->hash,
     };
     if (!o->dynamic_masking) return TD_OK;
     if (vocab->size == 0)

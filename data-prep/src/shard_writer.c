@@ -1,4 +1,4 @@
-/* HDF5 shard writer (shard_writer.h). */
+/* HDF5 shard writer (shard_writer.h); the format is tokdrop/shard_format.h. */
 #include "shard_writer.h"
 
 #include <errno.h>
@@ -76,12 +76,24 @@ void tdp_shard_arrays_fill(tdp_shard_arrays *a, const int32_t *const *rec, int32
         }                                                                                   \
     } while (0)
 
-static herr_t write_dataset(hid_t file, const char *name, hid_t file_type, hid_t mem_type,
-                            int rank, const hsize_t *dims, const void *data)
+/* Dataset d of the format (shard_format.h): its name and integer width. */
+static herr_t write_dataset(hid_t file, td_shard_dataset d, int rank, const hsize_t *dims,
+                            const void *data)
 {
+    const td_shard_dataset_info *info = &td_shard_datasets[d];
+    hid_t file_type, mem_type;
+    switch (info->elem_bytes) {
+    case 1: file_type = H5T_STD_I8LE, mem_type = H5T_NATIVE_INT8; break;
+    case 4: file_type = H5T_STD_I32LE, mem_type = H5T_NATIVE_INT32; break;
+    default:
+        TD_ASSERT(info->elem_bytes == 8);
+        file_type = H5T_STD_I64LE, mem_type = H5T_NATIVE_INT64;
+        break;
+    }
     hid_t space = H5Screate_simple(rank, dims, NULL);
     if (space < 0) return -1;
-    hid_t ds = H5Dcreate2(file, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ds = H5Dcreate2(file, info->name, file_type, space, H5P_DEFAULT, H5P_DEFAULT,
+                          H5P_DEFAULT);
     herr_t rc = -1;
     if (ds >= 0) {
         rc = H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
@@ -153,39 +165,34 @@ td_status tdp_shard_write(const char *path, const tdp_shard_arrays *a, const tdp
     hsize_t d_np[2] = {(hsize_t)a->n, (hsize_t)a->max_pred};
     hsize_t d_n[1] = {(hsize_t)a->n};
     hsize_t d_v[1] = {(hsize_t)a->vocab_size};
-    H5_TRY(write_dataset(file, "input_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_nt, a->input_ids),
-           "write input_ids");
-    H5_TRY(write_dataset(file, "input_mask", H5T_STD_I8LE, H5T_NATIVE_INT8, 2, d_nt, a->input_mask),
-           "write input_mask");
-    H5_TRY(write_dataset(file, "segment_ids", H5T_STD_I8LE, H5T_NATIVE_INT8, 2, d_nt,
-                         a->segment_ids),
+    H5_TRY(write_dataset(file, TD_SHARD_INPUT_IDS, 2, d_nt, a->input_ids), "write input_ids");
+    H5_TRY(write_dataset(file, TD_SHARD_INPUT_MASK, 2, d_nt, a->input_mask), "write input_mask");
+    H5_TRY(write_dataset(file, TD_SHARD_SEGMENT_IDS, 2, d_nt, a->segment_ids),
            "write segment_ids");
-    H5_TRY(write_dataset(file, "masked_lm_positions", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_np,
-                         a->mlm_positions),
+    H5_TRY(write_dataset(file, TD_SHARD_MLM_POSITIONS, 2, d_np, a->mlm_positions),
            "write masked_lm_positions");
-    H5_TRY(write_dataset(file, "masked_lm_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_np,
-                         a->mlm_ids),
-           "write masked_lm_ids");
-    H5_TRY(write_dataset(file, "next_sentence_labels", H5T_STD_I8LE, H5T_NATIVE_INT8, 1, d_n,
-                         a->nsp_labels),
+    H5_TRY(write_dataset(file, TD_SHARD_MLM_IDS, 2, d_np, a->mlm_ids), "write masked_lm_ids");
+    H5_TRY(write_dataset(file, TD_SHARD_NSP_LABELS, 1, d_n, a->nsp_labels),
            "write next_sentence_labels");
-    H5_TRY(write_dataset(file, "token_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d_v,
-                         a->token_counts),
+    H5_TRY(write_dataset(file, TD_SHARD_TOKEN_COUNTS, 1, d_v, a->token_counts),
            "write token_counts");
-    H5_TRY(write_attr_str(file, "format", TDP_SHARD_FORMAT), "write attribute format");
-    H5_TRY(write_attr_i64(file, "format_version", TDP_SHARD_FORMAT_VERSION),
-           "write attribute format_version");
-    H5_TRY(write_attr_str(file, "vocab_hash", at->vocab_hash), "write attribute vocab_hash");
-    H5_TRY(write_attr_i64(file, "vocab_size", a->vocab_size), "write attribute vocab_size");
-    H5_TRY(write_attr_i64(file, "seq_length", a->seq_len), "write attribute seq_length");
-    H5_TRY(write_attr_i64(file, "max_pred", a->max_pred), "write attribute max_pred");
-    H5_TRY(write_attr_str(file, "masking", at->masking), "write attribute masking");
-    H5_TRY(write_attr_str(file, "source_files", at->source_files), "write attribute source_files");
-    H5_TRY(write_attr_str(file, "split", at->split), "write attribute split");
-    H5_TRY(write_attr_i64(file, "seed", at->seed), "write attribute seed");
-    H5_TRY(write_attr_i64(file, "dupe_factor", at->dupe_factor), "write attribute dupe_factor");
-    H5_TRY(write_attr_i64(file, "whole_word", at->whole_word), "write attribute whole_word");
-    H5_TRY(write_attr_i64(file, "lower_case", at->lower_case), "write attribute lower_case");
+#define ATTR_STR(name, value) H5_TRY(write_attr_str(file, name, value), "write attribute " name)
+#define ATTR_I64(name, value) H5_TRY(write_attr_i64(file, name, value), "write attribute " name)
+    ATTR_STR(TD_SHARD_ATTR_FORMAT, TD_SHARD_FORMAT);
+    ATTR_I64(TD_SHARD_ATTR_FORMAT_VERSION, TD_SHARD_FORMAT_VERSION);
+    ATTR_STR(TD_SHARD_ATTR_VOCAB_HASH, at->vocab_hash);
+    ATTR_I64(TD_SHARD_ATTR_VOCAB_SIZE, a->vocab_size);
+    ATTR_I64(TD_SHARD_ATTR_SEQ_LENGTH, a->seq_len);
+    ATTR_I64(TD_SHARD_ATTR_MAX_PRED, a->max_pred);
+    ATTR_STR(TD_SHARD_ATTR_MASKING, at->masking);
+    ATTR_STR(TD_SHARD_ATTR_SOURCE_FILES, at->source_files);
+    ATTR_STR(TD_SHARD_ATTR_SPLIT, at->split);
+    ATTR_I64(TD_SHARD_ATTR_SEED, at->seed);
+    ATTR_I64(TD_SHARD_ATTR_DUPE_FACTOR, at->dupe_factor);
+    ATTR_I64(TD_SHARD_ATTR_WHOLE_WORD, at->whole_word);
+    ATTR_I64(TD_SHARD_ATTR_LOWER_CASE, at->lower_case);
+#undef ATTR_STR
+#undef ATTR_I64
 done:
     if (H5Fclose(file) < 0 && st == TD_OK)
         st = td_error_set(err, TD_ERR_IO, "%s: HDF5 failed to close the file (disk full?)", tmp);

@@ -15,6 +15,8 @@
 
 #include "shard_writer.h"
 #include "shards.h"
+#include "tokdrop/hash.h"
+#include "tokdrop/vocab.h"
 
 enum { N_DOCS = 40, T = 32, P = 5 };
 
@@ -176,18 +178,20 @@ static void read_shard(shard *s, const char *path, const char *masking)
     char str[4096];
     read_attr_str(f, "format", str, sizeof(str));
     assert_string_equal(str, "tokdrop-shard");
-    assert_int_equal(read_attr_i64(f, "format_version"), 1);
+    assert_int_equal(read_attr_i64(f, "format_version"), TD_SHARD_FORMAT_VERSION);
+    assert_int_equal(TD_SHARD_FORMAT_VERSION, 2);
     assert_int_equal(read_attr_i64(f, "seq_length"), T);
     assert_int_equal(read_attr_i64(f, "max_pred"), P);
     read_attr_str(f, "masking", str, sizeof(str));
     assert_string_equal(str, masking);
     read_attr_str(f, "vocab_hash", str, sizeof(str));
-    FILE *vf = fopen(VOCAB_PATH, "rb");
-    char vbuf[4096];
-    size_t vn = fread(vbuf, 1, sizeof(vbuf), vf);
-    fclose(vf);
-    char want[32];
-    snprintf(want, sizeof(want), "%016llx", (unsigned long long)tdp_fnv1a64(vbuf, vn));
+    /* the hash the trainer computes of the same file */
+    td_vocab tv;
+    td_error verr = {0};
+    if (td_vocab_load(&tv, VOCAB_PATH, &verr) != TD_OK) fail_msg("%s", verr.msg);
+    char want[TD_HASH_HEX_LEN];
+    td_hash_hex(want, tv.hash);
+    td_vocab_free(&tv);
     assert_string_equal(str, want);
     read_attr_str(f, "source_files", str, sizeof(str));
     char files[2300];
