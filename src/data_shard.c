@@ -249,6 +249,9 @@ static td_status read_attr_str(char *out, size_t n_out, bool *found, hid_t file,
     htri_t vlen;
     TD_H5(path, what, vlen = H5Tis_variable_str(type));
     TD_H5(path, what, mem = H5Tcopy(H5T_C_S1));
+    H5T_cset_t cset; /* ASCII or UTF-8: HDF5 converts neither into the other */
+    TD_H5(path, what, cset = H5Tget_cset(type));
+    TD_H5(path, what, H5Tset_cset(mem, cset));
     if (vlen) {
         char *s = NULL;
         TD_H5(path, what, H5Tset_size(mem, H5T_VARIABLE));

@@ -15,6 +15,7 @@
 
 #include "shard_writer.h"
 #include "shards.h"
+#include "tokdrop/data.h"
 #include "tokdrop/hash.h"
 #include "tokdrop/vocab.h"
 
@@ -332,6 +333,34 @@ static void test_shards_layout_and_content(void **state)
         n_eval += seen_eval[k];
     }
     assert_int_equal(n_eval, 8);
+
+    /* the trainer reads them with the vocabulary they were made with, and
+     * refuses them with another one (two tokens swapped), naming both hashes */
+    td_vocab tv;
+    td_error err = {0};
+    if (td_vocab_load(&tv, VOCAB_PATH, &err) != TD_OK) fail_msg("%s", err.msg);
+    char pattern[1300];
+    snprintf(pattern, sizeof(pattern), "%s/train/*.h5", out);
+    td_data_options dopt = {.seq_len = T, .max_pred = P, .vocab_size = tv.size, .n_ranks = 1,
+                            .vocab_path = VOCAB_PATH, .vocab_hash = tv.hash};
+    td_data *data = NULL;
+    if (td_data_open(&data, pattern, &dopt, &err) != TD_OK) fail_msg("%s", err.msg);
+    td_data_free(data);
+    char *swap = tv.tokens[5];
+    tv.tokens[5] = tv.tokens[6];
+    tv.tokens[6] = swap;
+    char shard_hash[TD_HASH_HEX_LEN], other_hash[TD_HASH_HEX_LEN];
+    td_hash_hex(shard_hash, tv.hash);
+    dopt.vocab_hash = td_vocab_hash((const char *const *)tv.tokens, tv.size);
+    dopt.vocab_path = "other_vocab.txt";
+    td_hash_hex(other_hash, dopt.vocab_hash);
+    assert_int_equal(td_data_open(&data, pattern, &dopt, &err), TD_ERR_FORMAT);
+    assert_null(data);
+    const char *needles[4] = {"shard_00000.h5: made with another vocabulary", shard_hash,
+                              other_hash, "other_vocab.txt"};
+    for (int k = 0; k < 4; k++)
+        if (!strstr(err.msg, needles[k])) fail_msg("error '%s' lacks '%s'", err.msg, needles[k]);
+    td_vocab_free(&tv);
 }
 
 static void compare_files(const char *a, const char *b)
