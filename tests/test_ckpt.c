@@ -748,6 +748,18 @@ static void test_old_version(void **unused)
     make_reader(&r);
     assert_int_equal(td_ckpt_read(ckpt_path(dir, 4321), &r.ckpt, NULL, &err), TD_ERR_FORMAT);
     assert_contains(err.msg, "checksum mismatch");
+
+    /* a version from the future is refused, saying which versions are read */
+    write_bytes(ckpt_path(dir, 4321), orig, (size_t)size);
+    hid_t f = H5Fopen(ckpt_path(dir, 4321), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+    const int future = 3;
+    assert_true(H5Awrite(a, H5T_NATIVE_INT, &future) >= 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    make_reader(&r);
+    assert_int_equal(td_ckpt_read(ckpt_path(dir, 4321), &r.ckpt, NULL, &err), TD_ERR_FORMAT);
+    assert_contains(err.msg, "format_version 3, this tokdrop reads versions 1 to 2");
     free(orig);
 }
 
