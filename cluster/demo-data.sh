@@ -29,7 +29,9 @@ corpus=${DEMO_CORPUS:-/usr/share/doc/python3.11/html/_sources}
 
 vocab_opts="--size 8192"
 shard_opts="--doc-per-file --eval-fraction 0.02 --dupe-factor 2 --seq-len 128 --max-pred 20"
-recipe="corpus=$corpus vocab: $vocab_opts shards: $shard_opts"
+# the shard format version too: shards of an older format are refused by
+# the trainer, so a new tokdrop-prep redoes them
+recipe="corpus=$corpus vocab: $vocab_opts shards: $shard_opts ($("$prep" --version))"
 stamp=demo/data/.complete
 mkdir -p demo || die "cannot create $root/demo"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$recipe" ] && [ -s demo/vocab.txt ] &&

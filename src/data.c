@@ -346,7 +346,7 @@ td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_op
     d->opt = *opt;
     d->opt.key = NULL; /* not owned */
     d->layout = (td_shard_layout){opt->seq_len, opt->max_pred, opt->vocab_size,
-                                  opt->dynamic_masking != 0};
+                                  opt->dynamic_masking != 0, opt->vocab_path, opt->vocab_hash};
     d->perm_epoch = d->perm_chunk = -1;
     d->shards = td_xcalloc((size_t)n_files, sizeof(td_shard));
     pthread_mutex_init(&d->mu, NULL);
@@ -363,6 +363,7 @@ td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_op
         if (st != TD_OK) goto done;
         offset += sh->n_rows;
     }
+    d->layout.vocab_path = d->opt.vocab_path = NULL; /* not owned, and no longer needed */
     d->n_total = opt->limit > 0 && opt->limit < offset ? opt->limit : offset;
     /* keep the files this rank reads from */
     for (int64_t i = 0; i < n_files; i++) {

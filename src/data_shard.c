@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "h5util.h"
+#include "tokdrop/hash.h"
 #include "tokdrop/data.h"
 
 #if !defined(H5_HAVE_THREADSAFE)
@@ -26,12 +27,6 @@
 /* Rows are read in blocks of about this many int64 bytes, so the temporary
  * conversion buffers stay small whatever the shard size. */
 #define TD_DATA_BLOCK_BYTES ((int64_t)16 << 20)
-
-const char *const td_shard_dataset_names[TD_D_COUNT] = {
-    "input_ids",           "input_mask",    "segment_ids",
-    "masked_lm_positions", "masked_lm_ids", "next_sentence_labels",
-};
-static const char *const *const dset_names = td_shard_dataset_names;
 
 /* ---- narrow in-memory columns --------------------------------------------- */
 
@@ -230,8 +225,116 @@ done:
     return st;
 }
 
-/* Checks the datasets of one shard and returns its row count. With dynamic
- * masking the shard's masked_lm_* are not used, so not required. */
+/* Reads string attribute name of the root group into out (fixed-length as
+ * tokdrop-prep writes it, or variable-length as h5py does); *found is
+ * false when the file has no such attribute. */
+static td_status read_attr_str(char *out, size_t n_out, bool *found, hid_t file,
+                               const char *path, const char *name, td_error *err)
+{
+    td_status st = TD_OK;
+    hid_t attr = -1, type = -1, mem = -1;
+    char what[64];
+    snprintf(what, sizeof(what), "attribute %s", name);
+    htri_t exists;
+    TD_H5(path, what, exists = H5Aexists(file, name));
+    *found = exists > 0;
+    if (!*found) goto done;
+    TD_H5(path, what, attr = H5Aopen(file, name, H5P_DEFAULT));
+    TD_H5(path, what, type = H5Aget_type(attr));
+    if (H5Tget_class(type) != H5T_STRING) {
+        st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s: type %s, expected a string",
+                          path, name, type_class_name(H5Tget_class(type)));
+        goto done;
+    }
+    htri_t vlen;
+    TD_H5(path, what, vlen = H5Tis_variable_str(type));
+    TD_H5(path, what, mem = H5Tcopy(H5T_C_S1));
+    H5T_cset_t cset; /* ASCII or UTF-8: HDF5 converts neither into the other */
+    TD_H5(path, what, cset = H5Tget_cset(type));
+    TD_H5(path, what, H5Tset_cset(mem, cset));
+    if (vlen) {
+        char *s = NULL;
+        TD_H5(path, what, H5Tset_size(mem, H5T_VARIABLE));
+        TD_H5(path, what, H5Aread(attr, mem, &s));
+        snprintf(out, n_out, "%s", s ? s : "");
+        H5free_memory(s);
+    } else {
+        char buf[256] = {0};
+        size_t size = H5Tget_size(type);
+        if (size == 0 || size >= sizeof(buf)) {
+            st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s: a string of %zu bytes, "
+                              "expected at most %zu", path, name, size, sizeof(buf) - 1);
+            goto done;
+        }
+        TD_H5(path, what, H5Tset_size(mem, size));
+        TD_H5(path, what, H5Aread(attr, mem, buf));
+        snprintf(out, n_out, "%s", buf);
+    }
+done:
+    td_h5_close_id(mem, H5Tclose);
+    td_h5_close_id(type, H5Tclose);
+    td_h5_close_id(attr, H5Aclose);
+    return st;
+}
+
+/* tokdrop-prep's attributes (shard_format.h): a file with `format` must be
+ * of this format and version, and made with the run's vocabulary. Files
+ * without `format` (NVIDIA's) are not checked. */
+static td_status check_attributes(hid_t file, const char *path, const td_shard_layout *l,
+                                  td_error *err)
+{
+    char format[64], hash[64];
+    bool found = false;
+    hid_t attr = -1;
+    td_status st = read_attr_str(format, sizeof(format), &found, file, path,
+                                 TD_SHARD_ATTR_FORMAT, err);
+    if (st != TD_OK || !found) return st;
+    if (strcmp(format, TD_SHARD_FORMAT) != 0)
+        return td_error_set(err, TD_ERR_FORMAT, "%s: attribute format is '%s', expected '"
+                            TD_SHARD_FORMAT "' (or no format attribute, as in NVIDIA's shards)",
+                            path, format);
+    int64_t version = 0;
+    htri_t exists;
+    TD_H5(path, "attribute " TD_SHARD_ATTR_FORMAT_VERSION,
+          exists = H5Aexists(file, TD_SHARD_ATTR_FORMAT_VERSION));
+    if (!exists)
+        return td_error_set(err, TD_ERR_FORMAT, "%s: attribute " TD_SHARD_ATTR_FORMAT_VERSION
+                            " missing, expected %d", path, TD_SHARD_FORMAT_VERSION);
+    TD_H5(path, "attribute " TD_SHARD_ATTR_FORMAT_VERSION,
+          attr = H5Aopen(file, TD_SHARD_ATTR_FORMAT_VERSION, H5P_DEFAULT));
+    TD_H5(path, "attribute " TD_SHARD_ATTR_FORMAT_VERSION,
+          H5Aread(attr, H5T_NATIVE_INT64, &version));
+    if (version != TD_SHARD_FORMAT_VERSION) {
+        st = td_error_set(err, TD_ERR_FORMAT,
+                          "%s: shard format_version %lld, this tokdrop reads version %d; "
+                          "prepare the shards again with this tokdrop's tokdrop-prep",
+                          path, (long long)version, TD_SHARD_FORMAT_VERSION);
+        goto done;
+    }
+    if (!l->vocab_path) goto done;
+    st = read_attr_str(hash, sizeof(hash), &found, file, path, TD_SHARD_ATTR_VOCAB_HASH, err);
+    if (st != TD_OK) goto done;
+    char want[TD_HASH_HEX_LEN];
+    td_hash_hex(want, l->vocab_hash);
+    if (!found) {
+        st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute " TD_SHARD_ATTR_VOCAB_HASH
+                          " missing, expected %s (the hash of model.vocab %s)", path, want,
+                          l->vocab_path);
+    } else if (strcmp(hash, want) != 0) {
+        st = td_error_set(err, TD_ERR_FORMAT,
+                          "%s: made with another vocabulary: its vocab_hash is %s, the hash of "
+                          "model.vocab %s is %s; set model.vocab to the vocabulary the shards "
+                          "were prepared with, or prepare them again with --vocab %s",
+                          path, hash, l->vocab_path, want, l->vocab_path);
+    }
+done:
+    td_h5_close_id(attr, H5Aclose);
+    return st;
+}
+
+/* Checks the attributes and the datasets of one shard and returns its row
+ * count. With dynamic masking the shard's masked_lm_* are not used, so not
+ * required. */
 td_status td_shard_probe(int64_t *n_rows, const char *path, const td_shard_layout *l,
                          td_error *err)
 {
@@ -239,20 +342,21 @@ td_status td_shard_probe(int64_t *n_rows, const char *path, const td_shard_layou
     hid_t file = -1;
     td_status st = open_shard(&file, path, err);
     if (st != TD_OK) goto out;
+    if ((st = check_attributes(file, path, l, err)) != TD_OK) goto done;
     int64_t n0 = -1;
     for (int d = 0; d < TD_D_COUNT; d++) {
         if (!column_used(d, l)) continue;
         int64_t width = d == TD_D_NSP ? 0 : column_len(d, l);
         const char *key = (d == TD_D_POS || d == TD_D_MLM) ? "data.max_pred" : "data.seq_len";
         int64_t n = 0;
-        st = check_dataset(&n, file, path, dset_names[d], width, key, err);
+        st = check_dataset(&n, file, path, td_shard_datasets[d].name, width, key, err);
         if (st != TD_OK) goto done;
         if (n0 < 0) {
             n0 = n;
         } else if (n != n0) {
             st = td_error_set(err, TD_ERR_FORMAT,
                               "%s: dataset %s: %lld rows, expected %lld (the rows of %s)", path,
-                              dset_names[d], (long long)n, (long long)n0, dset_names[0]);
+                              td_shard_datasets[d].name, (long long)n, (long long)n0, td_shard_datasets[0].name);
             goto done;
         }
     }
@@ -319,14 +423,14 @@ static td_status store_row(td_samples *s, int64_t i, int64_t *const rows[TD_D_CO
         int64_t bound = dd == TD_D_IDS ? V : 2;
         for (int64_t t = 0; t < T; t++) {
             if (src[t] < 0 || src[t] >= bound)
-                return bad_value(path, dset_names[dd], row, t, src[t],
+                return bad_value(path, td_shard_datasets[dd].name, row, t, src[t],
                                  dd == TD_D_IDS ? want_id : "expected 0 or 1", err);
             col_set(&s->col[dd], i * T + t, (int32_t)src[t]);
         }
     }
     int64_t nsp = rows[TD_D_NSP][rr];
     if (nsp != 0 && nsp != 1)
-        return bad_value(path, dset_names[TD_D_NSP], row, -1, nsp, "expected 0 or 1", err);
+        return bad_value(path, td_shard_datasets[TD_D_NSP].name, row, -1, nsp, "expected 0 or 1", err);
     col_set(&s->col[TD_D_NSP], i, (int32_t)nsp);
     if (l->dynamic_masking) return TD_OK;
 
@@ -343,10 +447,10 @@ static td_status store_row(td_samples *s, int64_t i, int64_t *const rows[TD_D_CO
             char want[64];
             snprintf(want, sizeof(want), "expected a position in [0, %lld) (data.seq_len)",
                      (long long)T);
-            return bad_value(path, dset_names[TD_D_POS], row, k, pos[k], want, err);
+            return bad_value(path, td_shard_datasets[TD_D_POS].name, row, k, pos[k], want, err);
         }
         if (ids[k] < 0 || ids[k] >= V)
-            return bad_value(path, dset_names[TD_D_MLM], row, k, ids[k], want_id, err);
+            return bad_value(path, td_shard_datasets[TD_D_MLM].name, row, k, ids[k], want_id, err);
         col_set(&s->col[TD_D_POS], i * P + k, (int32_t)pos[k]);
         col_set(&s->col[TD_D_MLM], i * P + k, (int32_t)ids[k]);
     }
@@ -378,15 +482,15 @@ td_status td_shard_read(td_samples *s, const td_shard *sh, int64_t j0, int64_t j
         if (!column_used(k, l)) continue;
         rows[k] = td_xmalloc((size_t)(block * column_len(k, l)) * sizeof(int64_t));
         char what[64];
-        snprintf(what, sizeof(what), "dataset %s", dset_names[k]);
-        TD_H5(path, what, dsets[k] = H5Dopen2(file, dset_names[k], H5P_DEFAULT));
+        snprintf(what, sizeof(what), "dataset %s", td_shard_datasets[k].name);
+        TD_H5(path, what, dsets[k] = H5Dopen2(file, td_shard_datasets[k].name, H5P_DEFAULT));
     }
     for (int64_t r0 = row0; r0 < row_end; r0 += block) {
         int64_t nr = row_end - r0 < block ? row_end - r0 : block;
         for (int k = 0; k < TD_D_COUNT; k++) {
             if (!rows[k]) continue;
             int64_t width = k == TD_D_NSP ? 0 : column_len(k, l);
-            st = read_rows(rows[k], dsets[k], r0, nr, width, path, dset_names[k], err);
+            st = read_rows(rows[k], dsets[k], r0, nr, width, path, td_shard_datasets[k].name, err);
             if (st != TD_OK) goto done;
         }
         for (int64_t rr = 0; rr < nr; rr++) {
@@ -413,7 +517,7 @@ out:
 static td_status add_token_counts(int64_t *counts, int64_t *tmp, const char *path,
                                   int64_t vocab_size, td_error *err)
 {
-    static const char name[] = "token_counts";
+    const char *name = td_shard_datasets[TD_SHARD_TOKEN_COUNTS].name;
     static const char what[] = "dataset token_counts";
     hid_t file = -1, dset = -1, space = -1, type = -1;
     td_status st = open_shard(&file, path, err);

@@ -14,15 +14,28 @@
 #include <stdint.h>
 
 #include "tokdrop/error.h"
+#include "tokdrop/shard_format.h"
 
-enum { TD_D_IDS, TD_D_MASK, TD_D_SEG, TD_D_POS, TD_D_MLM, TD_D_NSP, TD_D_COUNT };
-extern const char *const td_shard_dataset_names[TD_D_COUNT];
+/* The per-sample datasets (the format's first six), as columns. */
+enum {
+    TD_D_IDS = TD_SHARD_INPUT_IDS,
+    TD_D_MASK = TD_SHARD_INPUT_MASK,
+    TD_D_SEG = TD_SHARD_SEGMENT_IDS,
+    TD_D_POS = TD_SHARD_MLM_POSITIONS,
+    TD_D_MLM = TD_SHARD_MLM_IDS,
+    TD_D_NSP = TD_SHARD_NSP_LABELS,
+    TD_D_COUNT
+};
 
 /* What a sample looks like: sizes, and whether the shard's masked_lm_*
- * datasets are used (static masking) or not (dynamic). */
+ * datasets are used (static masking) or not (dynamic); and the vocabulary
+ * that tokdrop-prep's shards must have been made with (vocab_path NULL:
+ * the run has none, so their vocab_hash is not checked). */
 typedef struct {
     int64_t T, P, V;
     bool dynamic_masking;
+    const char *vocab_path; /* model.vocab, for messages */
+    uint64_t vocab_hash;    /* its td_vocab_hash */
 } td_shard_layout;
 
 /* One shard file and the rows of it that this rank owns: rows
@@ -70,8 +83,10 @@ td_status td_shard_glob(char ***paths, int64_t *n_paths, const char *pattern, co
                         td_error *err);
 void td_shard_free_paths(char **paths, int64_t n);
 
-/* Checks the datasets of one shard (presence, integer type, rank, shape,
- * equal row counts) and returns its row count. */
+/* Checks one shard and returns its row count: tokdrop-prep's attributes
+ * when it has them (format, format_version, vocab_hash against
+ * l->vocab_hash), then the datasets (presence, integer type, rank, shape,
+ * equal row counts). */
 td_status td_shard_probe(int64_t *n_rows, const char *path, const td_shard_layout *l,
                          td_error *err);
 

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "fs.h"
+#include "tokdrop/hash.h"
 #include "tokdrop/log.h"
 #include "tokdrop/weights.h"
 
@@ -40,6 +41,8 @@ td_status td_trainer_data_options(td_data_options *o, const td_config *cfg, cons
         .ordered = eval,
         .limit = eval ? cfg->run.eval_batches * cfg->train.micro_batch : 0,
         .key = eval ? "data.eval" : "data.train",
+        .vocab_path = vocab->size > 0 ? cfg->model.vocab : NULL,
+        .vocab_hash = vocab->hash,
     };
     if (!o->dynamic_masking) return TD_OK;
     if (vocab->size == 0)
@@ -304,20 +307,11 @@ td_status td_trainer_eval(td_trainer *tr, td_eval_result *result, td_error *err)
     return td_eval_run(&tr->model, tr->eval_data, &tr->micro[0], tr->dist, result, err);
 }
 
-uint64_t td_hash_floats(const float *x, int64_t n_elems)
-{
-    /* FNV-1a over 32-bit words: order-sensitive, cheap, no false equality
-     * worth worrying about for replicas that should be bit-identical. */
-    const uint32_t *w = (const uint32_t *)(const void *)x;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int64_t i = 0; i < n_elems; i++) h = (h ^ w[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 td_status td_trainer_check_replicas(const td_trainer *tr, td_error *err)
 {
     td_watchdog_beat(tr->watchdog, "comparing parameters across ranks");
-    uint64_t h = td_hash_floats(tr->model.params, tr->model.n_params);
+    /* the bits, not the values: replicas must be bit-identical */
+    uint64_t h = td_hash64(tr->model.params, (size_t)tr->model.n_params * sizeof(float));
     if (td_dist_all_equal_u64(tr->dist, h)) return TD_OK;
     return td_error_set(err, TD_ERR_MPI,
                         "after step %lld the parameters differ between ranks (data-parallel replicas "

@@ -289,7 +289,7 @@ static void test_roundtrip(void **unused)
     hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
     int version = 0;
     assert_true(H5Aread(a, H5T_NATIVE_INT, &version) >= 0);
-    assert_int_equal(version, 1);
+    assert_int_equal(version, 2);
     H5Aclose(a);
     H5Fclose(f);
 
@@ -711,13 +711,65 @@ static void test_write_failure(void **unused)
     assert_int_equal(td_ckpt_write(dir, &s.ckpt, 1, &err), TD_ERR_ARG);
 }
 
+/* tests/data/ckpt-v1.h5: make_state(4321) written by the code of format
+ * version 1 (the checksum before xxHash), kept to show that checkpoints
+ * written before a format change still resume. Its checksum is still
+ * verified: a flipped data byte is refused. */
+static void test_old_version(void **unused)
+{
+    (void)unused;
+    const char *fixture = TD_SOURCE_DIR "/tests/data/ckpt-v1.h5";
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", tu_tmpdir("ckpt_old_version"));
+    long size = 0;
+    unsigned char *orig = read_all(fixture, &size);
+    write_bytes(ckpt_path(dir, 4321), orig, (size_t)size);
+
+    char path[8400];
+    td_error err = {0};
+    warnings warns = {0};
+    assert_int_equal(td_ckpt_find_latest(dir, path, sizeof(path), collect_warning, &warns, &err),
+                     TD_OK);
+    assert_int_equal(warns.n, 0);
+    static state w, r;
+    make_state(&w, 4321);
+    make_reader(&r);
+    if (td_ckpt_read(path, &r.ckpt, NULL, &err) != TD_OK) fail_msg("%s", err.msg);
+    assert_int_equal(r.ckpt.step, 4321);
+    assert_true(r.ckpt.seed == w.ckpt.seed);
+    assert_memory_equal(r.params, w.params, 124 * sizeof(float));
+    assert_memory_equal(r.m, w.m, 35 * sizeof(float));
+    assert_memory_equal(r.v + 64, w.v + 64, 60 * sizeof(float));
+    assert_memory_equal(r.importance, w.importance, sizeof(w.importance));
+    assert_string_equal(r.ckpt.config_yaml, config_text);
+    free(r.ckpt.config_yaml);
+
+    flip_bytes(ckpt_path(dir, 4321), dataset_offset(ckpt_path(dir, 4321), "param/bert.pooler.dense.bias") + 5, 1);
+    make_reader(&r);
+    assert_int_equal(td_ckpt_read(ckpt_path(dir, 4321), &r.ckpt, NULL, &err), TD_ERR_FORMAT);
+    assert_contains(err.msg, "checksum mismatch");
+
+    /* a version from the future is refused, saying which versions are read */
+    write_bytes(ckpt_path(dir, 4321), orig, (size_t)size);
+    hid_t f = H5Fopen(ckpt_path(dir, 4321), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+    const int future = 3;
+    assert_true(H5Awrite(a, H5T_NATIVE_INT, &future) >= 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    make_reader(&r);
+    assert_int_equal(td_ckpt_read(ckpt_path(dir, 4321), &r.ckpt, NULL, &err), TD_ERR_FORMAT);
+    assert_contains(err.msg, "format_version 3, this tokdrop reads versions 1 to 2");
+    free(orig);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),           cmocka_unit_test(test_keep),
         cmocka_unit_test(test_corrupt_skipped),     cmocka_unit_test(test_flip_sweep),
         cmocka_unit_test(test_missing_dir_and_tmp), cmocka_unit_test(test_read_mismatch),
-        cmocka_unit_test(test_write_failure),
+        cmocka_unit_test(test_write_failure),       cmocka_unit_test(test_old_version),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* HDF5 1.10 leaks an object header when a metadata checksum fails (fixed

@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "tokdrop/data.h"
+#include "tokdrop/hash.h"
+#include "tokdrop/shard_format.h"
+#include "tokdrop/vocab.h"
 
 #define CLS 2
 #define SEP 3
@@ -976,6 +979,122 @@ static void bad_shard_dir(char *dir, size_t n, const char *name, int64_t T, int6
     rows_free(&r);
 }
 
+/* ---- tokdrop-prep's attributes (shard_format.h) ------------------------------- */
+
+/* Adds a string attribute to the root of path: fixed-length as tokdrop-prep
+ * writes it, or variable-length as h5py does. */
+static void add_attr_str(const char *path, const char *name, const char *value, int vlen)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    assert_true(H5Tset_size(type, vlen ? H5T_VARIABLE : strlen(value) + 1) >= 0);
+    if (vlen) assert_true(H5Tset_cset(type, H5T_CSET_UTF8) >= 0); /* as h5py writes str */
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, type, vlen ? (const void *)&value : (const void *)value) >= 0);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(f);
+}
+
+static void add_attr_i64(const char *path, const char *name, int64_t value)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, H5T_NATIVE_INT64, &value) >= 0);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Fclose(f);
+}
+
+/* dir/shard_bad.h5 (6 rows, V = 100) with tokdrop-prep's attributes:
+ * format, format_version (< 0: none) and vocab_hash (NULL: none). */
+static void attr_shard(char *dir, size_t n, const char *name, const char *format, int64_t version,
+                       const char *vocab_hash, int vlen)
+{
+    bad_shard_dir(dir, n, name, 16, 4, 0, NULL);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/shard_bad.h5", dir);
+    if (format) add_attr_str(path, TD_SHARD_ATTR_FORMAT, format, vlen);
+    if (version >= 0) add_attr_i64(path, TD_SHARD_ATTR_FORMAT_VERSION, version);
+    if (vocab_hash) add_attr_str(path, TD_SHARD_ATTR_VOCAB_HASH, vocab_hash, vlen);
+}
+
+static void open_close_ok(const char *dir, const td_data_options *o)
+{
+    char pattern[4200];
+    pattern_of(pattern, sizeof(pattern), dir);
+    td_data_free(open_ok(pattern, o));
+}
+
+static void test_shard_attributes(void **state)
+{
+    (void)state;
+    /* the run's vocabulary and its hash */
+    char vocab_path[4096 + 16];
+    snprintf(vocab_path, sizeof(vocab_path), "%s/vocab.txt", tu_tmpdir("attr_vocab"));
+    FILE *vf = fopen(vocab_path, "w");
+    assert_non_null(vf);
+    for (int i = 0; i < 100; i++) fprintf(vf, "tok%d\n", i);
+    fclose(vf);
+    td_vocab vocab;
+    td_error e = {0};
+    if (td_vocab_load(&vocab, vocab_path, &e) != TD_OK) fail_msg("%s", e.msg);
+    char good[TD_HASH_HEX_LEN];
+    td_hash_hex(good, vocab.hash);
+    td_data_options o = opts(16, 4, 100, 0, 1, 1);
+    o.vocab_path = vocab_path;
+    o.vocab_hash = vocab.hash;
+    char dir[4096];
+
+    /* NVIDIA's shards carry no attributes: read as before */
+    attr_shard(dir, sizeof(dir), "attr_nvidia", NULL, -1, NULL, 0);
+    open_close_ok(dir, &o);
+    /* tokdrop-prep's, made with this vocabulary: fixed- or variable-length strings */
+    attr_shard(dir, sizeof(dir), "attr_ok", TD_SHARD_FORMAT, TD_SHARD_FORMAT_VERSION, good, 0);
+    open_close_ok(dir, &o);
+    attr_shard(dir, sizeof(dir), "attr_ok_vlen", TD_SHARD_FORMAT, TD_SHARD_FORMAT_VERSION, good,
+               1);
+    open_close_ok(dir, &o);
+
+    /* another vocabulary: both hashes, the shard and model.vocab named */
+    attr_shard(dir, sizeof(dir), "attr_vocab", TD_SHARD_FORMAT, TD_SHARD_FORMAT_VERSION,
+               "0123456789abcdef", 0);
+    expect_open_error(dir, &o, "attr_vocab/shard_bad.h5: made with another vocabulary",
+                      "its vocab_hash is 0123456789abcdef", good);
+    expect_open_error(dir, &o, "model.vocab", vocab_path, NULL);
+    /* ... which a run without model.vocab cannot check */
+    td_data_options no_vocab = opts(16, 4, 100, 0, 1, 1);
+    open_close_ok(dir, &no_vocab);
+    /* a tokdrop-prep shard without vocab_hash */
+    attr_shard(dir, sizeof(dir), "attr_no_hash", TD_SHARD_FORMAT, TD_SHARD_FORMAT_VERSION, NULL,
+               0);
+    expect_open_error(dir, &o, "attr_no_hash/shard_bad.h5", "vocab_hash missing", good);
+
+    /* another format version (1: vocab_hash was FNV-1a of the file): both
+     * versions named, and what to do */
+    attr_shard(dir, sizeof(dir), "attr_v1", TD_SHARD_FORMAT, 1, good, 0);
+    expect_open_error(dir, &o, "attr_v1/shard_bad.h5: shard format_version 1",
+                      "reads version 2", "prepare the shards again");
+    attr_shard(dir, sizeof(dir), "attr_v3", TD_SHARD_FORMAT, 3, good, 0);
+    expect_open_error(dir, &no_vocab, "format_version 3", "reads version 2", NULL);
+    attr_shard(dir, sizeof(dir), "attr_no_version", TD_SHARD_FORMAT, -1, good, 0);
+    expect_open_error(dir, &o, "attr_no_version/shard_bad.h5", "format_version missing",
+                      "expected 2");
+    /* another format */
+    attr_shard(dir, sizeof(dir), "attr_format", "something-else", TD_SHARD_FORMAT_VERSION, good,
+               0);
+    expect_open_error(dir, &o, "attr_format/shard_bad.h5", "format is 'something-else'",
+                      "expected '" TD_SHARD_FORMAT "'");
+    td_vocab_free(&vocab);
+}
+
 static void edit_id_too_big(rows_t *r)
 {
     r->ids[3 * r->T + 5] = 100; /* row 3, column 5, == vocab_size */
@@ -1118,6 +1237,7 @@ int main(void)
         cmocka_unit_test(test_dynamic_masking),
         cmocka_unit_test(test_token_counts),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_shard_attributes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,7 +83,7 @@ static void emit_word(tdp_words *w, const uint32_t *cps, int64_t n)
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) {
         if (cps[i] < 0x80) out[k++] = (char)cps[i];
-        else k += tdp_utf8_encode(out + k, cps[i]);
+        else k += td_utf8_encode(out + k, cps[i]);
     }
     w->n_bytes += k;
     w->n_chars[w->n_words] = n;
@@ -212,7 +212,7 @@ void tdp_basic_tokenize(tdp_words *out, const char *text, size_t n_bytes, int lo
         if (cp < 0x80) {
             i++;
         } else {
-            int len = tdp_utf8_decode(&cp, s + i, n_bytes - i);
+            int len = td_utf8_decode(&cp, s + i, n_bytes - i);
             if (len == 0) {
                 i++;
                 continue;

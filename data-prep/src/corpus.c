@@ -18,10 +18,10 @@ static int is_blank(const char *line, int64_t n)
         uint32_t cp = s[i];
         int len = 1;
         if (cp >= 0x80) {
-            len = tdp_utf8_decode(&cp, s + i, (size_t)(n - i));
+            len = td_utf8_decode(&cp, s + i, (size_t)(n - i));
             if (len == 0) return 0;
         }
-        if (!tdp_unicode_is_pyspace(cp)) return 0;
+        if (!td_utf8_is_space(cp)) return 0;
         i += len;
     }
     return 1;

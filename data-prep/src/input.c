@@ -142,7 +142,7 @@ int tdp_chunk_next_line(const tdp_chunk *c, int64_t *pos, const char **line, int
 td_status tdp_check_utf8(const tdp_chunk *c, int64_t line_no, const char *line, int64_t n_bytes,
                          td_error *err)
 {
-    size_t bad = tdp_utf8_validate((const unsigned char *)line, (size_t)n_bytes);
+    size_t bad = td_utf8_validate((const unsigned char *)line, (size_t)n_bytes);
     if (bad == (size_t)n_bytes) return TD_OK;
     return td_error_set(err, TD_ERR_FORMAT, "%s:%lld: invalid UTF-8 (byte 0x%02x at byte column "
                         "%lld); expected UTF-8 text", c->path, (long long)line_no,

@@ -412,7 +412,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "--version") == 0) {
-        printf("tokdrop-prep (tokdrop) shard format %d, Unicode %s\n", TDP_SHARD_FORMAT_VERSION,
+        printf("tokdrop-prep (tokdrop) shard format %d, Unicode %s\n", TD_SHARD_FORMAT_VERSION,
                tdp_unicode_version());
         return 0;
     }

@@ -1,5 +1,5 @@
-/* HDF5 shard writer (shard_writer.h), through the shared HDF5 writer
- * (h5util.h), which writes the file atomically (fs.h). */
+/* HDF5 shard writer (shard_writer.h): the format is tokdrop/shard_format.h; the
+ * file is written through the shared HDF5 writer (h5util.h), atomically (fs.h). */
 #include "shard_writer.h"
 
 #include <hdf5.h>
@@ -71,6 +71,21 @@ static void attr_i64(td_h5_writer *w, const char *name, int64_t value)
     td_h5_write_attr_num(w, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
 }
 
+/* Dataset d of the format (shard_format.h), under its name and integer width. */
+static void write_dataset(td_h5_writer *w, td_shard_dataset d, int rank, const hsize_t *dims,
+                          const void *data)
+{
+    const td_shard_dataset_info *info = &td_shard_datasets[d];
+    switch (info->elem_bytes) {
+    case 1: td_h5_write_dataset(w, info->name, H5T_STD_I8LE, H5T_NATIVE_INT8, rank, dims, data); break;
+    case 4: td_h5_write_dataset(w, info->name, H5T_STD_I32LE, H5T_NATIVE_INT32, rank, dims, data); break;
+    default:
+        TD_ASSERT(info->elem_bytes == 8);
+        td_h5_write_dataset(w, info->name, H5T_STD_I64LE, H5T_NATIVE_INT64, rank, dims, data);
+        break;
+    }
+}
+
 td_status tdp_shard_write(const char *path, const tdp_shard_arrays *a, const tdp_shard_attrs *at,
                           td_error *err)
 {
@@ -88,29 +103,26 @@ td_status tdp_shard_write(const char *path, const tdp_shard_arrays *a, const tdp
     hsize_t d_np[2] = {(hsize_t)a->n, (hsize_t)a->max_pred};
     hsize_t d_n[1] = {(hsize_t)a->n};
     hsize_t d_v[1] = {(hsize_t)a->vocab_size};
-    td_h5_write_dataset(&w, "input_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_nt, a->input_ids);
-    td_h5_write_dataset(&w, "input_mask", H5T_STD_I8LE, H5T_NATIVE_INT8, 2, d_nt, a->input_mask);
-    td_h5_write_dataset(&w, "segment_ids", H5T_STD_I8LE, H5T_NATIVE_INT8, 2, d_nt, a->segment_ids);
-    td_h5_write_dataset(&w, "masked_lm_positions", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_np,
-                        a->mlm_positions);
-    td_h5_write_dataset(&w, "masked_lm_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, d_np, a->mlm_ids);
-    td_h5_write_dataset(&w, "next_sentence_labels", H5T_STD_I8LE, H5T_NATIVE_INT8, 1, d_n,
-                        a->nsp_labels);
-    td_h5_write_dataset(&w, "token_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d_v,
-                        a->token_counts);
-    td_h5_write_attr_str(&w, "format", TDP_SHARD_FORMAT);
-    attr_i64(&w, "format_version", TDP_SHARD_FORMAT_VERSION);
-    td_h5_write_attr_str(&w, "vocab_hash", at->vocab_hash);
-    attr_i64(&w, "vocab_size", a->vocab_size);
-    attr_i64(&w, "seq_length", a->seq_len);
-    attr_i64(&w, "max_pred", a->max_pred);
-    td_h5_write_attr_str(&w, "masking", at->masking);
-    td_h5_write_attr_str(&w, "source_files", at->source_files);
-    td_h5_write_attr_str(&w, "split", at->split);
-    attr_i64(&w, "seed", at->seed);
-    attr_i64(&w, "dupe_factor", at->dupe_factor);
-    attr_i64(&w, "whole_word", at->whole_word);
-    attr_i64(&w, "lower_case", at->lower_case);
+    write_dataset(&w, TD_SHARD_INPUT_IDS, 2, d_nt, a->input_ids);
+    write_dataset(&w, TD_SHARD_INPUT_MASK, 2, d_nt, a->input_mask);
+    write_dataset(&w, TD_SHARD_SEGMENT_IDS, 2, d_nt, a->segment_ids);
+    write_dataset(&w, TD_SHARD_MLM_POSITIONS, 2, d_np, a->mlm_positions);
+    write_dataset(&w, TD_SHARD_MLM_IDS, 2, d_np, a->mlm_ids);
+    write_dataset(&w, TD_SHARD_NSP_LABELS, 1, d_n, a->nsp_labels);
+    write_dataset(&w, TD_SHARD_TOKEN_COUNTS, 1, d_v, a->token_counts);
+    td_h5_write_attr_str(&w, TD_SHARD_ATTR_FORMAT, TD_SHARD_FORMAT);
+    attr_i64(&w, TD_SHARD_ATTR_FORMAT_VERSION, TD_SHARD_FORMAT_VERSION);
+    td_h5_write_attr_str(&w, TD_SHARD_ATTR_VOCAB_HASH, at->vocab_hash);
+    attr_i64(&w, TD_SHARD_ATTR_VOCAB_SIZE, a->vocab_size);
+    attr_i64(&w, TD_SHARD_ATTR_SEQ_LENGTH, a->seq_len);
+    attr_i64(&w, TD_SHARD_ATTR_MAX_PRED, a->max_pred);
+    td_h5_write_attr_str(&w, TD_SHARD_ATTR_MASKING, at->masking);
+    td_h5_write_attr_str(&w, TD_SHARD_ATTR_SOURCE_FILES, at->source_files);
+    td_h5_write_attr_str(&w, TD_SHARD_ATTR_SPLIT, at->split);
+    attr_i64(&w, TD_SHARD_ATTR_SEED, at->seed);
+    attr_i64(&w, TD_SHARD_ATTR_DUPE_FACTOR, at->dupe_factor);
+    attr_i64(&w, TD_SHARD_ATTR_WHOLE_WORD, at->whole_word);
+    attr_i64(&w, TD_SHARD_ATTR_LOWER_CASE, at->lower_case);
     td_status st = td_h5_writer_close(&w);
     td_h5_quiet_end(q);
     return st;

@@ -1,12 +1,14 @@
-/* One output shard: NVIDIA DeepLearningExamples BERT HDF5 layout (SPEC
- * section 5) plus tokdrop's token_counts and attributes. Every dataset is
- * written in one H5Dwrite from arrays built in memory. */
+/* One output shard in the format of tokdrop/shard_format.h (NVIDIA
+ * DeepLearningExamples' BERT HDF5 layout plus tokdrop's token_counts and
+ * attributes). Every dataset is written in one H5Dwrite from arrays built
+ * in memory. */
 #ifndef TDP_SHARD_WRITER_H
 #define TDP_SHARD_WRITER_H
 
 #include <stdint.h>
 
 #include "tokdrop/error.h"
+#include "tokdrop/shard_format.h"
 
 typedef struct {
     int64_t n, seq_len, max_pred, vocab_size; /* N, T, P, V */
@@ -27,15 +29,12 @@ void tdp_shard_arrays_free(tdp_shard_arrays *a);
 void tdp_shard_arrays_fill(tdp_shard_arrays *a, const int32_t *const *rec, int32_t pad_id);
 
 typedef struct {
-    const char *vocab_hash;   /* hex FNV-1a 64 of vocab.txt */
+    const char *vocab_hash;   /* 16 hex digits of td_vocab_hash (vocab.h) */
     const char *masking;      /* "static" or "none" */
     const char *source_files; /* input paths joined by '\n' */
     const char *split;        /* "train" or "eval" */
     int64_t seed, dupe_factor, whole_word, lower_case;
 } tdp_shard_attrs;
-
-#define TDP_SHARD_FORMAT "tokdrop-shard"
-#define TDP_SHARD_FORMAT_VERSION 1
 
 /* Writes path atomically (DIR/.NAME.tmp, fsync, rename). The HDF5 library may not be
  * thread-safe: callers serialize calls. Errors name the file. */

@@ -15,6 +15,7 @@
 #include "fs.h"
 #include "input.h"
 #include "shard_writer.h"
+#include "tokdrop/hash.h"
 #include "util.h"
 #include "wordpiece.h"
 
@@ -279,8 +280,8 @@ td_status tdp_shards_run(const tdp_shards_options *o, const char *const *inputs,
     sum->n_eval_docs = n_eval;
     sum->n_train_docs = D - n_eval;
 
-    char hash_hex[17];
-    snprintf(hash_hex, sizeof(hash_hex), "%016llx", (unsigned long long)vocab.hash);
+    char hash_hex[TD_HASH_HEX_LEN];
+    td_hash_hex(hash_hex, vocab.hash);
     sources = tdp_inputs_join(&in);
     tdp_shard_attrs attrs = {
         .vocab_hash = hash_hex,

@@ -28,13 +28,6 @@ int tdp_unicode_is_cjk(uint32_t cp)
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-int tdp_unicode_is_pyspace(uint32_t cp)
-{
-    for (int32_t i = 0; i < tdp_uc_n_pyspace; i++)
-        if (tdp_uc_pyspace[i] == cp) return 1;
-    return 0;
-}
-
 /* Index of cp in the sorted keys, or -1. */
 static int32_t find_key(const uint32_t *keys, int32_t n, uint32_t cp)
 {
@@ -87,88 +80,4 @@ int tdp_unicode_decompose(uint32_t out[4], uint32_t cp)
     int n = (int)(v & 7u);
     memcpy(out, tdp_uc_decomp_pool + (v >> 3), (size_t)n * sizeof(uint32_t));
     return n;
-}
-
-int tdp_utf8_decode(uint32_t *cp, const unsigned char *s, size_t n_bytes)
-{
-    if (n_bytes == 0) return 0;
-    unsigned c0 = s[0];
-    if (c0 < 0x80) {
-        *cp = c0;
-        return 1;
-    }
-    /* Table 3-7 of the Unicode standard: the well-formed byte sequences. */
-    if (c0 >= 0xC2 && c0 <= 0xDF) {
-        if (n_bytes < 2 || (s[1] & 0xC0) != 0x80) return 0;
-        *cp = ((c0 & 0x1Fu) << 6) | (s[1] & 0x3Fu);
-        return 2;
-    }
-    if (c0 >= 0xE0 && c0 <= 0xEF) {
-        if (n_bytes < 3) return 0;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c0 == 0xE0) lo = 0xA0;
-        if (c0 == 0xED) hi = 0x9F; /* no surrogates */
-        if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80) return 0;
-        *cp = ((c0 & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
-        return 3;
-    }
-    if (c0 >= 0xF0 && c0 <= 0xF4) {
-        if (n_bytes < 4) return 0;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c0 == 0xF0) lo = 0x90;
-        if (c0 == 0xF4) hi = 0x8F; /* nothing past U+10FFFF */
-        if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        *cp = ((c0 & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) |
-              (s[3] & 0x3Fu);
-        return 4;
-    }
-    return 0;
-}
-
-size_t tdp_utf8_validate(const unsigned char *s, size_t n_bytes)
-{
-    size_t i = 0;
-    while (i < n_bytes) {
-        /* ASCII runs dominate real text: check 8 bytes at a time. */
-        while (i + 8 <= n_bytes) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ULL) break;
-            i += 8;
-        }
-        if (i >= n_bytes) break;
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        uint32_t cp;
-        int len = tdp_utf8_decode(&cp, s + i, n_bytes - i);
-        if (len == 0) return i;
-        i += (size_t)len;
-    }
-    return n_bytes;
-}
-
-int tdp_utf8_encode(char out[4], uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }

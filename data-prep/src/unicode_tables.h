@@ -26,7 +26,5 @@ extern const uint32_t tdp_uc_decomp_vals[];
 extern const uint32_t tdp_uc_decomp_pool[];
 extern const int32_t tdp_uc_n_decomp;
 
-extern const uint32_t tdp_uc_pyspace[];
-extern const int32_t tdp_uc_n_pyspace;
 
 #endif

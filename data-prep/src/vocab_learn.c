@@ -423,7 +423,7 @@ td_status tdp_vocab_learn_from_counts(FILE *out, const tdp_strmap *counts,
         const unsigned char *s = (const unsigned char *)words[w].s;
         for (int32_t i = 0; i < words[w].len;) {
             uint32_t cp;
-            int len = tdp_utf8_decode(&cp, s + i, (size_t)(words[w].len - i));
+            int len = td_utf8_decode(&cp, s + i, (size_t)(words[w].len - i));
             TD_ASSERT(len > 0);
             int inserted;
             int64_t *ci = tdp_strmap_upsert(&char_ids, (const char *)s + i, len, n_chars, &inserted);
@@ -455,13 +455,13 @@ td_status tdp_vocab_learn_from_counts(FILE *out, const tdp_strmap *counts,
     tdp_strmap_init(&char_ids, n_keep);
     for (int64_t c = 0; c < n_keep; c++) {
         char buf[6];
-        int len = tdp_utf8_encode(buf, chars[c].cp);
+        int len = td_utf8_encode(buf, chars[c].cp);
         symbol(&L, buf, len, NULL);
         *tdp_strmap_upsert(&char_ids, buf, len, c, NULL) = c;
     }
     for (int64_t c = 0; c < n_keep; c++) {
         char buf[6] = {'#', '#'};
-        int len = tdp_utf8_encode(buf + 2, chars[c].cp);
+        int len = td_utf8_encode(buf + 2, chars[c].cp);
         symbol(&L, buf, len + 2, NULL);
     }
 
@@ -479,7 +479,7 @@ td_status tdp_vocab_learn_from_counts(FILE *out, const tdp_strmap *counts,
         int ok = 1;
         for (int32_t i = 0; i < words[w].len && ok;) {
             uint32_t cp;
-            int len = tdp_utf8_decode(&cp, s + i, (size_t)(words[w].len - i));
+            int len = td_utf8_decode(&cp, s + i, (size_t)(words[w].len - i));
             const int64_t *c = tdp_strmap_find(&char_ids, (const char *)s + i, len);
             if (!c) ok = 0; /* a dropped character: the word would be [UNK] */
             else L.wsym[n_sym++] = (int32_t)(*c + (i > 0 ? n_keep : 0));

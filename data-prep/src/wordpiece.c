@@ -3,23 +3,10 @@
  * place instead of building "##" + substring for every candidate. */
 #include "wordpiece.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "unicode.h"
-
-uint64_t tdp_fnv1a64(const void *p, size_t n_bytes)
-{
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n_bytes; i++) {
-        h ^= s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
+#include "tokdrop/vocab.h"
 
 static int64_t count_chars(const char *s, int64_t n_bytes)
 {
@@ -73,113 +60,29 @@ td_status tdp_vocab_from_tokens(tdp_vocab *v, const char *const *tokens, int64_t
     v->text = td_xmalloc(total);
     v->tok_off = td_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
     size_t off = 0;
-    uint64_t h = 0xcbf29ce484222325ULL;
     for (int64_t i = 0; i < n; i++) {
         size_t len = strlen(tokens[i]);
         memcpy(v->text + off, tokens[i], len + 1);
         v->tok_off[i] = (int64_t)off;
         off += len + 1;
-        /* the hash of the file these tokens would make, one per line */
-        for (size_t k = 0; k <= len; k++) {
-            h ^= k < len ? (unsigned char)tokens[i][k] : '\n';
-            h *= 0x100000001b3ULL;
-        }
     }
     v->n_tokens = n;
-    v->hash = h;
+    v->hash = td_vocab_hash(tokens, n);
     return finish_vocab(v, what, err);
-}
-
-/* Python's str.strip(): drops str.isspace() code points at both ends. */
-static void strip_line(const char **s, int64_t *n)
-{
-    const unsigned char *p = (const unsigned char *)*s;
-    int64_t lo = 0, hi = *n;
-    while (lo < hi) {
-        uint32_t cp;
-        int len = tdp_utf8_decode(&cp, p + lo, (size_t)(hi - lo));
-        if (len == 0 || !tdp_unicode_is_pyspace(cp)) break;
-        lo += len;
-    }
-    while (hi > lo) {
-        int64_t k = hi - 1;
-        while (k > lo && (p[k] & 0xC0) == 0x80) k--;
-        uint32_t cp;
-        int len = tdp_utf8_decode(&cp, p + k, (size_t)(hi - k));
-        if (len == 0 || !tdp_unicode_is_pyspace(cp)) break;
-        hi = k;
-    }
-    *s += lo;
-    *n = hi - lo;
 }
 
 td_status tdp_vocab_load(tdp_vocab *v, const char *path, td_error *err)
 {
-    memset(v, 0, sizeof(*v));
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return td_error_set(err, TD_ERR_IO, "%s: cannot open vocabulary file: %s; expected a "
-                            "BERT vocab.txt (one token per line)", path, strerror(errno));
-    tdp_vec_char buf = {0};
-    char block[1 << 16];
-    size_t got;
-    while ((got = fread(block, 1, sizeof(block), f)) > 0) tdp_vec_char_append(&buf, block, (int64_t)got);
-    int read_error = ferror(f);
-    fclose(f);
-    if (read_error) {
-        free(buf.v);
-        return td_error_set(err, TD_ERR_IO, "%s: read error on vocabulary file", path);
+    /* the trainer's reader, so that both programs see the same tokens */
+    td_vocab file;
+    td_status st = td_vocab_load(&file, path, err);
+    if (st != TD_OK) {
+        memset(v, 0, sizeof(*v));
+        return st;
     }
-    v->hash = tdp_fnv1a64(buf.v, (size_t)buf.n);
-
-    tdp_vec_char text = {0};
-    tdp_vec_i64 offs = {0};
-    int64_t pos = 0, line = 0;
-    while (pos < buf.n) {
-        line++;
-        const char *s = buf.v + pos;
-        const char *nl = memchr(s, '\n', (size_t)(buf.n - pos));
-        int64_t n = nl ? nl - s : buf.n - pos;
-        pos += n + (nl ? 1 : 0);
-        size_t bad = tdp_utf8_validate((const unsigned char *)s, (size_t)n);
-        if (bad != (size_t)n) {
-            td_error_set(err, TD_ERR_FORMAT, "%s:%lld: invalid UTF-8 (byte 0x%02x at byte column "
-                         "%lld); expected a UTF-8 vocab.txt", path, (long long)line,
-                         (unsigned char)s[bad], (long long)bad + 1);
-            free(buf.v);
-            free(text.v);
-            free(offs.v);
-            return TD_ERR_FORMAT;
-        }
-        strip_line(&s, &n);
-        if (memchr(s, '\0', (size_t)n)) {
-            free(buf.v);
-            free(text.v);
-            free(offs.v);
-            return td_error_set(err, TD_ERR_FORMAT, "%s:%lld: NUL byte in a token; expected "
-                                "a text vocab.txt", path, (long long)line);
-        }
-        tdp_vec_i64_push(&offs, text.n);
-        tdp_vec_char_append(&text, s, n);
-        tdp_vec_char_append(&text, "", 1);
-    }
-    free(buf.v);
-    if (offs.n == 0) {
-        free(text.v);
-        free(offs.v);
-        return td_error_set(err, TD_ERR_FORMAT, "%s: empty vocabulary file; expected a BERT "
-                            "vocab.txt (one token per line)", path);
-    }
-    if (offs.n > INT32_MAX) {
-        free(text.v);
-        free(offs.v);
-        return td_error_set(err, TD_ERR_FORMAT, "%s: %lld tokens; expected at most 2^31-1",
-                            path, (long long)offs.n);
-    }
-    v->text = text.v;
-    v->tok_off = offs.v;
-    v->n_tokens = offs.n;
-    return finish_vocab(v, path, err);
+    st = tdp_vocab_from_tokens(v, (const char *const *)file.tokens, file.size, path, err);
+    td_vocab_free(&file);
+    return st;
 }
 
 void tdp_vocab_free(tdp_vocab *v)

@@ -25,13 +25,12 @@ typedef struct {
     uint8_t *is_cont;      /* (V) 1 when the token starts with "##" (whole-word masking) */
     int64_t max_chars;     /* longest token in code points, "##" excluded: bounds the match */
     int32_t pad_id, unk_id, cls_id, sep_id, mask_id;
-    uint64_t hash;         /* FNV-1a 64 of the file's bytes */
+    uint64_t hash;         /* td_vocab_hash of the tokens (vocab.h) */
 } tdp_vocab;
 
-/* Reads a vocab file. Lines are stripped of surrounding whitespace (as
- * load_vocab does). Errors name the file (and line): missing or unreadable
- * file, invalid UTF-8, no tokens, or one of [PAD] [UNK] [CLS] [SEP] [MASK]
- * absent. */
+/* Reads a vocab file through the trainer's reader (td_vocab_load: its
+ * whitespace rule and errors). Also an error naming the file: one of [PAD]
+ * [UNK] [CLS] [SEP] [MASK] absent. */
 td_status tdp_vocab_load(tdp_vocab *v, const char *path, td_error *err);
 
 /* Builds a vocabulary from n tokens in memory (tests, vocabulary learning);
@@ -45,9 +44,6 @@ const char *tdp_vocab_token(const tdp_vocab *v, int32_t id);
 
 /* Id of a whole token string (as written in vocab.txt), or -1. */
 int32_t tdp_vocab_find(const tdp_vocab *v, const char *token);
-
-/* FNV-1a 64 of bytes (the vocab hash attribute of shards). */
-uint64_t tdp_fnv1a64(const void *p, size_t n_bytes);
 
 /* Appends the WordPiece ids of one word (UTF-8, n_chars code points) to out. */
 void tdp_wordpiece(tdp_vec_i32 *out, const tdp_vocab *v, const char *word, int64_t n_bytes,

@@ -10,7 +10,9 @@
 #include "corpus.h"
 #include "input.h"
 #include "shards.h"
+#include "tokdrop/vocab.h"
 #include "vocab_learn.h"
+#include "wordpiece.h"
 
 static const char *DIR;
 static char VOCAB[1100];
@@ -112,6 +114,39 @@ static void test_bad_vocab(void **state)
     assert_int_equal(tdp_vocab_load(&v, p, &err), TD_OK);
     assert_int_equal(v.unk_id, 1);
     assert_int_equal(tdp_vocab_find(&v, "hello"), 5);
+    tdp_vocab_free(&v);
+}
+
+/* tokdrop-prep and the trainer read a vocabulary the same way: "[CLS] "
+ * (a trailing space) and other surrounding whitespace (tab, U+3000, U+00A0)
+ * give the same ids in both, and the same hash (the shards' vocab_hash). */
+static void test_vocab_same_as_trainer(void **state)
+{
+    (void)state;
+    td_error err = {0};
+    const char text[] = "[PAD]\n[UNK]\t\n[CLS] \n\xe3\x80\x80[SEP]\r\n[MASK]\xc2\xa0\nhello world\n";
+    const char *p = pt_write_file(DIR, "spaces.txt", text, sizeof(text) - 1);
+    tdp_vocab v;
+    if (tdp_vocab_load(&v, p, &err) != TD_OK) fail_msg("%s", err.msg);
+    td_vocab t;
+    if (td_vocab_load(&t, p, &err) != TD_OK) fail_msg("%s", err.msg);
+    assert_int_equal(v.n_tokens, t.size);
+    assert_int_equal(v.cls_id, 2);
+    assert_int_equal(td_vocab_find(&t, "[CLS]"), 2);
+    assert_int_equal(v.sep_id, 3);
+    assert_int_equal(td_vocab_find(&t, "[SEP]"), 3);
+    assert_int_equal(v.mask_id, 4);
+    for (int64_t i = 0; i < t.size; i++)
+        assert_string_equal(tdp_vocab_token(&v, (int32_t)i), t.tokens[i]);
+    assert_int_equal(tdp_vocab_find(&v, "hello world"), 5);
+    assert_true(v.hash == t.hash);
+    /* tdp_vocab_from_tokens (vocabulary learning) hashes the same way */
+    tdp_vocab m;
+    if (tdp_vocab_from_tokens(&m, (const char *const *)t.tokens, t.size, "tokens", &err) != TD_OK)
+        fail_msg("%s", err.msg);
+    assert_true(m.hash == t.hash);
+    tdp_vocab_free(&m);
+    td_vocab_free(&t);
     tdp_vocab_free(&v);
 }
 
@@ -218,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_missing_input),
         cmocka_unit_test(test_empty_corpus),
         cmocka_unit_test(test_bad_vocab),
+        cmocka_unit_test(test_vocab_same_as_trainer),
         cmocka_unit_test(test_invalid_utf8_names_file_and_line),
         cmocka_unit_test(test_corrupt_gzip),
         cmocka_unit_test(test_option_ranges),

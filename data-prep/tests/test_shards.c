@@ -15,6 +15,9 @@
 
 #include "shard_writer.h"
 #include "shards.h"
+#include "tokdrop/data.h"
+#include "tokdrop/hash.h"
+#include "tokdrop/vocab.h"
 
 enum { N_DOCS = 40, T = 32, P = 5 };
 
@@ -176,18 +179,20 @@ static void read_shard(shard *s, const char *path, const char *masking)
     char str[4096];
     read_attr_str(f, "format", str, sizeof(str));
     assert_string_equal(str, "tokdrop-shard");
-    assert_int_equal(read_attr_i64(f, "format_version"), 1);
+    assert_int_equal(read_attr_i64(f, "format_version"), TD_SHARD_FORMAT_VERSION);
+    assert_int_equal(TD_SHARD_FORMAT_VERSION, 2);
     assert_int_equal(read_attr_i64(f, "seq_length"), T);
     assert_int_equal(read_attr_i64(f, "max_pred"), P);
     read_attr_str(f, "masking", str, sizeof(str));
     assert_string_equal(str, masking);
     read_attr_str(f, "vocab_hash", str, sizeof(str));
-    FILE *vf = fopen(VOCAB_PATH, "rb");
-    char vbuf[4096];
-    size_t vn = fread(vbuf, 1, sizeof(vbuf), vf);
-    fclose(vf);
-    char want[32];
-    snprintf(want, sizeof(want), "%016llx", (unsigned long long)tdp_fnv1a64(vbuf, vn));
+    /* the hash the trainer computes of the same file */
+    td_vocab tv;
+    td_error verr = {0};
+    if (td_vocab_load(&tv, VOCAB_PATH, &verr) != TD_OK) fail_msg("%s", verr.msg);
+    char want[TD_HASH_HEX_LEN];
+    td_hash_hex(want, tv.hash);
+    td_vocab_free(&tv);
     assert_string_equal(str, want);
     read_attr_str(f, "source_files", str, sizeof(str));
     char files[2300];
@@ -328,6 +333,34 @@ static void test_shards_layout_and_content(void **state)
         n_eval += seen_eval[k];
     }
     assert_int_equal(n_eval, 8);
+
+    /* the trainer reads them with the vocabulary they were made with, and
+     * refuses them with another one (two tokens swapped), naming both hashes */
+    td_vocab tv;
+    td_error err = {0};
+    if (td_vocab_load(&tv, VOCAB_PATH, &err) != TD_OK) fail_msg("%s", err.msg);
+    char pattern[1300];
+    snprintf(pattern, sizeof(pattern), "%s/train/*.h5", out);
+    td_data_options dopt = {.seq_len = T, .max_pred = P, .vocab_size = tv.size, .n_ranks = 1,
+                            .vocab_path = VOCAB_PATH, .vocab_hash = tv.hash};
+    td_data *data = NULL;
+    if (td_data_open(&data, pattern, &dopt, &err) != TD_OK) fail_msg("%s", err.msg);
+    td_data_free(data);
+    char *swap = tv.tokens[5];
+    tv.tokens[5] = tv.tokens[6];
+    tv.tokens[6] = swap;
+    char shard_hash[TD_HASH_HEX_LEN], other_hash[TD_HASH_HEX_LEN];
+    td_hash_hex(shard_hash, tv.hash);
+    dopt.vocab_hash = td_vocab_hash((const char *const *)tv.tokens, tv.size);
+    dopt.vocab_path = "other_vocab.txt";
+    td_hash_hex(other_hash, dopt.vocab_hash);
+    assert_int_equal(td_data_open(&data, pattern, &dopt, &err), TD_ERR_FORMAT);
+    assert_null(data);
+    const char *needles[4] = {"shard_00000.h5: made with another vocabulary", shard_hash,
+                              other_hash, "other_vocab.txt"};
+    for (int k = 0; k < 4; k++)
+        if (!strstr(err.msg, needles[k])) fail_msg("error '%s' lacks '%s'", err.msg, needles[k]);
+    td_vocab_free(&tv);
 }
 
 static void compare_files(const char *a, const char *b)

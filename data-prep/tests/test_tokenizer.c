@@ -214,7 +214,7 @@ static void test_utf8_validation(void **state)
         {"\xff", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        size_t got = tdp_utf8_validate((const unsigned char *)cases[i].s, strlen(cases[i].s));
+        size_t got = td_utf8_validate((const unsigned char *)cases[i].s, strlen(cases[i].s));
         if (got != cases[i].bad)
             fail_msg("case %zu: first invalid byte at %zu, expected %zu", i, got, cases[i].bad);
     }

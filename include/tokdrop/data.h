@@ -47,6 +47,11 @@ typedef struct {
     int ordered;
     int64_t limit;
     const char *key;      /* the config key of the glob, for messages ("data.train") */
+    /* The run's vocabulary (model.vocab), which shards written by
+     * tokdrop-prep must carry in their vocab_hash attribute; NULL: none,
+     * not checked. Used only while td_data_open runs. */
+    const char *vocab_path;
+    uint64_t vocab_hash;  /* its td_vocab_hash (vocab.h) */
 } td_data_options;
 
 typedef struct td_data td_data; /* opaque reader of one rank's sample stream */
@@ -55,8 +60,9 @@ typedef struct td_data td_data; /* opaque reader of one rank's sample stream */
  * this rank owns (file i belongs to rank i % n_ranks; with fewer files than
  * ranks, or when ordered, every rank reads all files and takes samples
  * g % n_ranks == rank), and checks every dataset's presence, rank, shape
- * and integer type. An error names the file and dataset and says what was
- * expected. Starts the background thread that loads the window. */
+ * and integer type, and the format, version and vocabulary of shards that
+ * tokdrop-prep wrote (tokdrop/shard_format.h). An error names the file and
+ * dataset or attribute and says what was expected. Starts the background thread that loads the window. */
 td_status td_data_open(td_data **out, const char *glob_pattern, const td_data_options *opt,
                        td_error *err);
 

@@ -95,9 +95,6 @@ td_status td_trainer_eval(td_trainer *tr, td_eval_result *result, td_error *err)
  * naming the step when they differ (data parallelism must keep them equal). */
 td_status td_trainer_check_replicas(const td_trainer *tr, td_error *err);
 
-/* A 64-bit hash of a float block (its bit patterns). */
-uint64_t td_hash_floats(const float *x, int64_t n_elems);
-
 /* After a first step taken with tr->grads_before_clip allocated: writes the
  * SPEC section 7 dump (collective; rank 0 writes the file). */
 td_status td_trainer_write_dump(const td_trainer *tr, const td_step_stats *stats, const char *path,
