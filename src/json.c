@@ -167,8 +167,8 @@ const td_json *td_json_iter_value(void *it)
     return json_object_iter_value(it);
 }
 
-static td_status mismatch(const td_json *v, const char *where, const char *key, const char *expected,
-                          td_error *err)
+td_status td_json_expected(const td_json *v, const char *where, const char *key, const char *expected,
+                           td_error *err)
 {
     if (!v) return td_error_set(err, TD_ERR_FORMAT, "%s: key '%s' is missing (expected %s)", where, key, expected);
     char got[64];
@@ -178,21 +178,21 @@ static td_status mismatch(const td_json *v, const char *where, const char *key, 
 
 td_status td_json_int(const td_json *v, const char *where, const char *key, int64_t *out, td_error *err)
 {
-    if (!json_is_integer(v)) return mismatch(v, where, key, "an integer", err);
+    if (!json_is_integer(v)) return td_json_expected(v, where, key, "an integer", err);
     *out = (int64_t)json_integer_value(v);
     return TD_OK;
 }
 
 td_status td_json_number(const td_json *v, const char *where, const char *key, double *out, td_error *err)
 {
-    if (!json_is_number(v)) return mismatch(v, where, key, "a number", err);
+    if (!json_is_number(v)) return td_json_expected(v, where, key, "a number", err);
     *out = json_number_value(v);
     return TD_OK;
 }
 
 td_status td_json_string(const td_json *v, const char *where, const char *key, const char **out, td_error *err)
 {
-    if (!json_is_string(v)) return mismatch(v, where, key, "a string", err);
+    if (!json_is_string(v)) return td_json_expected(v, where, key, "a string", err);
     *out = json_string_value(v);
     return TD_OK;
 }
@@ -202,7 +202,7 @@ td_status td_json_int_array(const td_json *v, const char *where, const char *key
 {
     char expected[64];
     snprintf(expected, sizeof(expected), "an array of at most %d integers", max_n);
-    if (!json_is_array(v)) return mismatch(v, where, key, expected, err);
+    if (!json_is_array(v)) return td_json_expected(v, where, key, expected, err);
     size_t n = json_array_size(v);
     if (n > (size_t)max_n)
         return td_error_set(err, TD_ERR_FORMAT, "%s: key '%s': expected %s, got %zu elements", where, key,

@@ -228,12 +228,7 @@ static td_status parse_header(const char *path, const char *text, size_t n_bytes
         const char *key = td_json_iter_key(it);
         const td_json *v = td_json_iter_value(it);
         if (strcmp(key, "__metadata__") == 0) {
-            if (td_json_kind_of(v) != TD_JSON_OBJECT) {
-                char got[64];
-                td_json_brief(v, got, sizeof(got));
-                return td_error_set(err, TD_ERR_FORMAT, "%s: key '__metadata__': expected an object, got %s", path,
-                                    got);
-            }
+            if (td_json_kind_of(v) != TD_JSON_OBJECT) return td_json_expected(v, path, key, "an object", err);
             continue;
         }
         td_status st = parse_entry(path, key, v, &h->entries[h->n_entries++], err);

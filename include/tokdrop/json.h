@@ -86,6 +86,10 @@ td_status td_json_string(const td_json *v, const char *where, const char *key, c
 /* An array of at most max_n integers into out; *n_out gets the count. */
 td_status td_json_int_array(const td_json *v, const char *where, const char *key, int64_t *out, int max_n,
                             int *n_out, td_error *err);
+/* The getters' message for checks of the caller's own: TD_ERR_FORMAT with
+ * "WHERE: key 'KEY': expected EXPECTED, got ..." (v NULL: "missing"). */
+td_status td_json_expected(const td_json *v, const char *where, const char *key, const char *expected,
+                           td_error *err);
 
 /* ---- writing ------------------------------------------------------------- */
 
