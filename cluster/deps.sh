@@ -8,7 +8,7 @@
 # the test does not use it). tokdrop itself never needs them.
 set -u
 PKGS="cmake gcc make pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
-libyaml-dev libxxhash-dev libdnnl-dev libcmocka-dev zlib1g-dev python3-torch python3-h5py python3-numpy python3.11-doc gnuplot-nox
+libyaml-dev libxxhash-dev libjansson-dev libdnnl-dev libcmocka-dev zlib1g-dev python3-torch python3-h5py python3-numpy python3.11-doc gnuplot-nox
 slurm-wlm munge"
 
 missing=""
@@ -33,7 +33,7 @@ cat >&2 <<MSG
 deps: missing Debian packages:$missing
   install them with:  sudo apt-get install$missing
   on a cluster with environment modules, the usual equivalents are:
-    module load cmake gcc openmpi openblas hdf5 libyaml xxhash onednn
+    module load cmake gcc openmpi openblas hdf5 libyaml xxhash jansson onednn
   (python3-torch, python3-h5py and python3-numpy are only needed by the
   cross-check tests against a PyTorch reference; cmocka by the tests;
   slurm-wlm and munge by the Slurm test, which is skipped when not root.)

@@ -2,7 +2,6 @@
 #include "tokdrop/log.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,7 +25,7 @@ void td_log(const td_dist *dist, const char *fmt, ...)
 td_status td_jsonl_open(td_jsonl *j, const td_dist *dist, const char *path, td_error *err)
 {
     j->f = NULL;
-    j->n_fields = 0;
+    j->row = NULL;
     if (dist && dist->rank != 0) return TD_OK;
     j->f = fopen(path, "a");
     if (!j->f) return td_error_set(err, TD_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
@@ -36,45 +35,43 @@ td_status td_jsonl_open(td_jsonl *j, const td_dist *dist, const char *path, td_e
 void td_jsonl_begin(td_jsonl *j)
 {
     if (!j->f) return;
-    fputc('{', j->f);
-    j->n_fields = 0;
+    td_json_free(j->row);
+    j->row = td_json_object_new();
 }
 
 void td_jsonl_int(td_jsonl *j, const char *key, long long value)
 {
-    if (!j->f) return;
-    fprintf(j->f, "%s\"%s\": %lld", j->n_fields++ ? ", " : "", key, value);
+    if (j->row) td_json_set_int(j->row, key, value);
 }
 
 void td_jsonl_num(td_jsonl *j, const char *key, double value)
 {
-    if (!j->f) return;
-    /* JSON has no NaN or infinity: write null so the line stays parseable. */
-    if (isfinite(value))
-        fprintf(j->f, "%s\"%s\": %.9g", j->n_fields++ ? ", " : "", key, value);
-    else
-        fprintf(j->f, "%s\"%s\": null", j->n_fields++ ? ", " : "", key);
+    if (j->row) td_json_set_num(j->row, key, value);
 }
 
-/* value is one of the program's own words (no escaping needed): the JSON
- * wrapper of the formats issue replaces this writer. */
 void td_jsonl_str(td_jsonl *j, const char *key, const char *value)
 {
-    if (!j->f) return;
-    fprintf(j->f, "%s\"%s\": \"%s\"", j->n_fields++ ? ", " : "", key, value);
+    if (j->row) td_json_set_str(j->row, key, value);
 }
 
 void td_jsonl_end(td_jsonl *j)
 {
-    if (!j->f) return;
-    fputs("}\n", j->f);
+    if (!j->row) return;
+    char *line = td_json_dumps(j->row, TD_JSON_LINE, TD_JSONL_REAL_DIGITS);
+    fputs(line, j->f);
+    fputc('\n', j->f);
     fflush(j->f);
+    free(line);
+    td_json_free(j->row);
+    j->row = NULL;
 }
 
 void td_jsonl_close(td_jsonl *j)
 {
     if (j->f) fclose(j->f);
     j->f = NULL;
+    td_json_free(j->row);
+    j->row = NULL;
 }
 
 /* The lines td_jsonl_keep_steps keeps: [start, end) ranges of a buffer. */
@@ -92,15 +89,16 @@ static td_status write_kept_lines(FILE *f, const void *ctx, td_error *err)
     return TD_OK; /* a failed write shows in ferror, reported by the caller */
 }
 
-/* The value of the "step" key of one JSON line (NUL-terminated), or false. */
-static bool line_step(const char *line, long long *step)
+/* The integer "step" of one JSON line (a row), or false when the line is
+ * no object with one (a torn or foreign line). */
+static bool line_step(const char *line, size_t n_bytes, long long *step)
 {
-    const char *p = strstr(line, "\"step\":");
-    if (!p) return false;
-    char *end;
-    errno = 0;
-    *step = strtoll(p + 7, &end, 10);
-    return errno == 0 && end != p + 7;
+    td_json *row = td_json_parse(line, n_bytes, NULL);
+    int64_t v = 0;
+    bool ok = row && td_json_int(td_json_get(row, "step"), "", "step", &v, NULL) == TD_OK;
+    td_json_free(row);
+    *step = v;
+    return ok;
 }
 
 td_status td_jsonl_keep_steps(const char *path, int64_t max_step, int64_t *n_dropped, td_error *err)
@@ -138,10 +136,8 @@ td_status td_jsonl_keep_steps(const char *path, int64_t max_step, int64_t *n_dro
             dropped++;
             break;
         }
-        *nl = '\0';
         long long step;
-        bool keep = line_step(buf + i, &step) && step <= max_step && step > last_step;
-        *nl = '\n';
+        bool keep = line_step(buf + i, (size_t)(nl - (buf + i)), &step) && step <= max_step && step > last_step;
         if (keep) {
             start[kept] = (int64_t)i;
             end[kept++] = nl + 1 - buf;

@@ -123,7 +123,7 @@ static void test_config_refused(void **unused)
         const char *text, *n1, *n2;
     } cases[] = {
         {"{\"model_type\": \"roberta\"}", "model_type", "roberta"},
-        {"{\"hidden_size\": 8,\n \"hidden_act\": \"relu\"}", "config.json:2: hidden_act", "relu"},
+        {"{\"hidden_size\": 8,\n \"hidden_act\": \"relu\"}", "config.json: key 'hidden_act'", "\"relu\""},
         {"{\"layer_norm_eps\": 1e-05}", "layer_norm_eps", "1e-05"},
         {"{\"position_embedding_type\": \"relative_key\"}", "position_embedding_type", "relative_key"},
         {"{\"hidden_size\": \"768\"}", "hidden_size", "positive integer"},

@@ -353,7 +353,7 @@ static void test_truncated_and_bad_length(void **state)
               "\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}",
               x, 16, 0);
     st = td_safetensors_read(p5, &t, 1, y, NULL, &err);
-    expect_error(st, &err, TD_ERR_FORMAT, p5, "tensor w appears twice", NULL);
+    expect_error(st, &err, TD_ERR_FORMAT, p5, "duplicate object key near '\"w\"'", "file byte 68");
 
     /* end before begin */
     write_raw(p5, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[16,0]}}", x, 16, 0);
@@ -361,87 +361,192 @@ static void test_truncated_and_bad_length(void **state)
     expect_error(st, &err, TD_ERR_FORMAT, p5, "begin <= end", NULL);
 }
 
-/* Malformed headers: each is rejected with the file and the byte at which
- * parsing stopped (file byte = 8 + header byte, given as the first occurrence
- * of `at` in the header). */
+/* A header of hlen bytes (NULs allowed) then 16 bytes of data. */
+static void write_header_bytes(const char *path, const char *header, size_t hlen)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    unsigned char le[8];
+    for (int k = 0; k < 8; k++) le[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
+    float x[4] = {1, 2, 3, 4};
+    assert_int_equal(fwrite(le, 1, 8, f), 8);
+    assert_int_equal(fwrite(header, 1, hlen, f), hlen);
+    assert_int_equal(fwrite(x, 1, 16, f), 16);
+    fclose(f);
+}
+
+/* Headers that are not JSON: each is rejected with the file and the byte
+ * at which parsing stopped (file byte = 8 + header byte), which lies at or
+ * just past the offending token `at` (its first occurrence; NULL: the end
+ * of the header), and says what was wrong. */
 static void test_malformed_json(void **state)
 {
     (void)state;
     const char *dir = tu_tmpdir("safetensors_json");
     const char *path = path_in(dir, "model.safetensors");
-    static char deep[400];
-    memset(deep, 0, sizeof(deep));
+    /* deeper than the parser's limit of 2048 levels */
+    static char deep[3000];
     strcpy(deep, "{\"__metadata__\":{\"x\":");
-    for (int i = 0; i < 100; i++) strcat(deep, "[");
+    memset(deep + strlen(deep), '[', 2100);
     const struct {
-        const char *header, *at; /* the error is at the first `at` in header, plus extra */
-        int extra;
-        const char *what;
+        const char *header, *at, *what;
     } cases[] = {
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0 16]}}", "16]", 0,
-         "',' or ']'"},
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},}", ",}", 1,
-         "a string"}, /* trailing comma: at the last '}' */
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2.5,2],\"data_offsets\":[0,16]}}", ".5", 0,
-         "no fraction"},
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}} x", "x", 0,
-         "only white space"},
-        {"{\"w\\q\":{}}", "q\"", 0, "an escape"},
-        {"{\"w\" {\"dtype\":\"F32\"}}", "{\"dtype", 0, "':'"},
-        {"[1, 2]", "[1", 0, "'{'"},
-        {"{\"w\":{\"dtype\":F32}}", "F32", 0, "a string"},
-        {"{\"w\":{\"dtype\":\"F\x01\"}}", "\x01", 0, "control bytes"},
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", NULL, 0,
-         "only white space"}, /* padded with two NUL bytes below, not spaces */
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,16]}}",
-         "99999", 0, "fits 64 bits"},
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16,32]}}", "32]", 0,
-         "at most 2 data_offsets"},
-        {"{\"w\":{\"dtype\":\"\\ud800x\"}}", "x\"", 0, "low surrogate"},
-        /* the metadata object is depth 1, the k-th '[' depth k + 1: the 64th
-         * '[' is the first past the limit of 64 */
-        {deep, "[", 63, "nested"},
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}", NULL, 0,
-         "',' or '}'"}, /* unterminated object: at the end */
-        {"{\"w", NULL, 0, "closing"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0 16]}}", "16]", "']' expected"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},}", ",}", "string or '}' expected"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}} x", " x", "end of file expected"},
+        {"{\"w\\q\":{}}", "\"w\\q", "invalid escape"},
+        {"{\"w\" {\"dtype\":\"F32\"}}", "{\"dtype", "':' expected"},
+        {"{\"w\":{\"dtype\":F32}}", "F32", "invalid token"},
+        {"{\"w\":{\"dtype\":\"F\x01\"}}", "\"F\x01", "control character 0x1"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,16]}}", "99999999999999999999",
+         "too big integer"},
+        {"{\"w\":{\"dtype\":\"\\ud800x\"}}", "\"\\ud800x\"", "invalid Unicode"},
+        {"{\"w\":{\"dtype\":\"a\\u0000b\"}}", "\"a\\u0000b\"", "\\u0000 is not allowed"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[02,2],\"data_offsets\":[0,16]}}", "02", "invalid token"},
+        {"{\"w\":{\"dtype\":\"F\xff\"}}", "\"F\xff", "unable to decode byte 0xff"},
+        {"{\"w\":{\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", "\"dtype\":\"F16",
+         "duplicate object key"},
+        {deep, NULL, "maximum parsing depth"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}", NULL, "'}' expected"},
+        {"{\"w", NULL, "premature end of input"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", NULL,
+         "end of file expected"}, /* padded with two NUL bytes below, not spaces */
     };
-    float x[4] = {1, 2, 3, 4}, y[4];
+    float y[4];
     td_tensor_info t;
     set_tensor(&t, "w", 0, 2, 2, 2);
-    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    const size_t n_cases = sizeof(cases) / sizeof(cases[0]);
+    for (size_t c = 0; c < n_cases; c++) {
         const char *h = cases[c].header;
-        /* a case with NUL padding: write the header with two NUL bytes */
-        bool nul_pad = c == 9;
-        char buf[512];
+        char buf[4096];
         size_t hlen = strlen(h);
         memcpy(buf, h, hlen);
-        if (nul_pad) {
+        if (c == n_cases - 1) { /* NUL padding */
             buf[hlen] = buf[hlen + 1] = 0;
             hlen += 2;
         }
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        unsigned char le[8];
-        for (int k = 0; k < 8; k++) le[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
-        fwrite(le, 1, 8, f);
-        fwrite(buf, 1, hlen, f);
-        fwrite(x, 1, 16, f);
-        fclose(f);
+        write_header_bytes(path, buf, hlen);
 
         td_error err = {0};
         td_status st = td_safetensors_read(path, &t, 1, y, NULL, &err);
         if (st != TD_ERR_FORMAT) fail_msg("case %zu: status %d, message %s", c, st, err.msg);
         if (!strstr(err.msg, path)) fail_msg("case %zu: message lacks the path: %s", c, err.msg);
-        if (!strstr(err.msg, "malformed safetensors header at file byte"))
+        const char *m = strstr(err.msg, "malformed safetensors header at file byte ");
+        size_t file_byte, header_byte;
+        if (!m || sscanf(m, "malformed safetensors header at file byte %zu (header byte %zu", &file_byte,
+                         &header_byte) != 2)
             fail_msg("case %zu: message lacks the byte: %s", c, err.msg);
-        size_t at = cases[c].at ? (size_t)(strstr(h, cases[c].at) - h) + (size_t)cases[c].extra
-                                : strlen(h);
-        char want[64];
-        snprintf(want, sizeof(want), "at file byte %zu (header byte %zu)", at + 8, at);
-        if (!strstr(err.msg, want)) fail_msg("case %zu: want \"%s\" in: %s", c, want, err.msg);
-        if (cases[c].what && !strstr(err.msg, cases[c].what))
-            fail_msg("case %zu: want \"%s\" in: %s", c, cases[c].what, err.msg);
+        if (file_byte != header_byte + 8) fail_msg("case %zu: file byte is not 8 + header byte: %s", c, err.msg);
+        size_t lo = cases[c].at ? (size_t)(strstr(h, cases[c].at) - h) : strlen(h);
+        size_t hi = cases[c].at ? lo + strlen(cases[c].at) + 1 : hlen;
+        if (h == deep) { /* the 2048th level is the 2047th '[' after the two objects */
+            lo = strlen("{\"__metadata__\":{\"x\":") + 2046;
+            hi = lo + 2;
+        }
+        if (header_byte < lo || header_byte > hi)
+            fail_msg("case %zu: header byte %zu not in [%zu, %zu]: %s", c, header_byte, lo, hi, err.msg);
+        if (!strstr(err.msg, "line 1, column"))
+            if (c != n_cases - 1) fail_msg("case %zu: message lacks line and column: %s", c, err.msg);
+        if (!strstr(err.msg, cases[c].what)) fail_msg("case %zu: want \"%s\" in: %s", c, cases[c].what, err.msg);
     }
+}
+
+/* JSON that parses but is no safetensors header: each is rejected naming
+ * the file, the tensor where there is one, and what was wrong. */
+static void test_bad_entries(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("safetensors_entries");
+    const char *path = path_in(dir, "model.safetensors");
+    const struct {
+        const char *header, *n1, *n2;
+    } cases[] = {
+        {"[1, 2]", "header (file byte 8) is an array", "expected an object"},
+        {"{\"__metadata__\":[1],\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}",
+         "key '__metadata__': expected an object", "got an array"},
+        {"{\"w\":5}", "tensor w: header entry is an integer", "expected an object"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2.5,2],\"data_offsets\":[0,16]}}", "tensor w: key 'shape'",
+         "element 0 is 2.5"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,4],\"data_offsets\":[0,16]}}",
+         "tensor w: key 'shape': expected an array of at most 8 integers", "got 9 elements"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[-2,2],\"data_offsets\":[0,16]}}", "tensor w: negative dimension -2",
+         NULL},
+        {"{\"w\":{\"dtype\":32,\"shape\":[2,2],\"data_offsets\":[0,16]}}", "tensor w: key 'dtype'",
+         "expected a string, got 32"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16,32]}}", "tensor w: key 'data_offsets'",
+         "at most 2 integers"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[16]}}", "tensor w: key 'data_offsets'",
+         "got 1 integers"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[-16,0]}}", "0 <= begin", "got [-16, 0]"},
+        {"{\"w\":{\"shape\":[2,2],\"data_offsets\":[0,16]}}", "tensor w: header entry lacks \"dtype\"", NULL},
+        {"{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,16]}}", "tensor w: header entry lacks \"shape\"", NULL},
+        /* an entry the table does not read is checked all the same */
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},\"v\":{\"dtype\":\"F32\"}}",
+         "tensor v: header entry lacks \"shape\"", NULL},
+        {"{}", "tensor w: missing (the file holds 0 tensors)", NULL},
+    };
+    float y[4];
+    td_tensor_info t;
+    set_tensor(&t, "w", 0, 2, 2, 2);
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        write_header_bytes(path, cases[c].header, strlen(cases[c].header));
+        td_error err = {0};
+        td_status st = td_safetensors_read(path, &t, 1, y, NULL, &err);
+        if (st != TD_ERR_FORMAT) fail_msg("case %zu: status %d, message %s", c, st, err.msg);
+        if (strncmp(err.msg, path, strlen(path)) != 0) fail_msg("case %zu: message lacks the path: %s", c, err.msg);
+        expect_error(st, &err, TD_ERR_FORMAT, cases[c].n1, cases[c].n2, NULL);
+    }
+}
+
+/* What a header may hold besides our entries: metadata of any JSON values,
+ * unknown entry members, escaped names, an empty shape (a scalar), an
+ * empty tensor, and white space; a tensor whose name is spelled with
+ * \u escapes is found under its decoded name. */
+static void test_header_accepted(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("safetensors_accepted");
+    const char *path = path_in(dir, "model.safetensors");
+    const char *header =
+        "\t{ \"__metadata__\" : {\"a\": [1.5e3, -0.25, true, false, null, {\"b\": {}}], \"c\": \"\\ud83d\\ude00\"},\r\n"
+        "  \"\\u0077\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 16], \"extra\": {\"x\": [1]}},\n"
+        "  \"scalar\": {\"dtype\": \"I64\", \"shape\": [], \"data_offsets\": [16, 16]},\n"
+        "  \"a \\\"quoted\\\\ name\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [16, 16]}\n"
+        "}   \n";
+    write_header_bytes(path, header, strlen(header));
+    td_tensor_info t[2];
+    set_tensor(&t[0], "w", 0, 2, 2, 2);
+    set_tensor(&t[1], "a \"quoted\\ name", 4, 1, 0, 0);
+    float y[4] = {0};
+    int n_ignored = -1;
+    td_error err = {0};
+    td_status st = td_safetensors_read(path, t, 2, y, &n_ignored, &err);
+    if (st != TD_OK) fail_msg("%s", err.msg);
+    assert_int_equal(n_ignored, 1); /* the scalar */
+    for (int i = 0; i < 4; i++) assert_true(y[i] == (float)(i + 1));
+}
+
+/* Names with quotes, backslashes, control characters and non-ASCII text
+ * are escaped by the writer and read back. */
+static void test_escaped_names(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("safetensors_names");
+    const char *path = path_in(dir, "model.safetensors");
+    td_tensor_info t[3];
+    set_tensor(&t[0], "a\"b", 0, 1, 2, 0);
+    set_tensor(&t[1], "c\\d\n\x01", 2, 1, 2, 0);
+    set_tensor(&t[2], "caf\xc3\xa9/x", 4, 1, 2, 0);
+    float x[6] = {1, 2, 3, 4, 5, 6}, y[6] = {0};
+    td_error err = {0};
+    assert_int_equal(td_safetensors_write(path, t, 3, x, &err), TD_OK);
+    size_t n;
+    unsigned char *raw = slurp(path, &n);
+    assert_non_null(strstr((const char *)raw + 8, "\"a\\\"b\":"));
+    assert_non_null(strstr((const char *)raw + 8, "\"c\\\\d\\n\\u0001\":"));
+    free(raw);
+    assert_int_equal(td_safetensors_read(path, t, 3, y, NULL, &err), TD_OK);
+    assert_memory_equal(x, y, sizeof(x));
 }
 
 int main(void)
@@ -453,6 +558,9 @@ int main(void)
         cmocka_unit_test(test_missing_and_shape),
         cmocka_unit_test(test_truncated_and_bad_length),
         cmocka_unit_test(test_malformed_json),
+        cmocka_unit_test(test_bad_entries),
+        cmocka_unit_test(test_header_accepted),
+        cmocka_unit_test(test_escaped_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

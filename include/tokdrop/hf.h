@@ -15,8 +15,8 @@ td_status td_hf_write_config(const char *path, const td_model_config *mc, td_err
  * mc's values, which by default are BertConfig's defaults too). A model
  * that tokdrop does not compute (model_type other than bert, another
  * activation, layer_norm_eps other than 1e-12, relative position
- * embeddings) or a key of the wrong type is an error naming the file, line
- * and key; other keys (tokenizer, generation, architectures) are ignored. */
+ * embeddings) or a key of the wrong type is an error naming the file and
+ * the key (a syntax error: the line, column and byte); other keys (tokenizer, generation, architectures) are ignored. */
 td_status td_hf_read_config(const char *path, td_model_config *mc, td_error *err);
 
 /* Copies the file src to dst (atomically: DIR/.NAME.tmp, fsync, rename). */

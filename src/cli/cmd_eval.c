@@ -11,6 +11,8 @@
 #include "tokdrop/config.h"
 #include "tokdrop/dist.h"
 #include "tokdrop/eval.h"
+#include "tokdrop/json.h"
+#include "tokdrop/log.h"
 #include "tokdrop/model.h"
 #include "tokdrop/train.h"
 #include "tokdrop/vocab.h"
@@ -94,11 +96,20 @@ int td_cmd_eval(int argc, char **argv)
 
     td_eval_result r;
     bool failed = evaluate(&cfg, ckpt_path, &dist, &r, &err) != TD_OK; /* the same on every rank */
-    if (!failed && dist.rank == 0)
-        printf("{\"checkpoint\": \"%s\", \"sequences\": %lld, \"masked\": %lld, \"mlm_loss\": %.6f, "
-               "\"mlm_acc\": %.6f, \"nsp_loss\": %.6f, \"nsp_acc\": %.6f}\n",
-               ckpt_path, (long long)r.sequences, (long long)r.n_masked, r.mlm_loss, r.mlm_acc,
-               r.nsp_loss, r.nsp_acc);
+    if (!failed && dist.rank == 0) {
+        td_json *out = td_json_object_new();
+        td_json_set_str(out, "checkpoint", ckpt_path);
+        td_json_set_int(out, "sequences", r.sequences);
+        td_json_set_int(out, "masked", r.n_masked);
+        td_json_set_num(out, "mlm_loss", r.mlm_loss);
+        td_json_set_num(out, "mlm_acc", r.mlm_acc);
+        td_json_set_num(out, "nsp_loss", r.nsp_loss);
+        td_json_set_num(out, "nsp_acc", r.nsp_acc);
+        char *line = td_json_dumps(out, TD_JSON_LINE, TD_JSONL_REAL_DIGITS);
+        printf("%s\n", line);
+        free(line);
+        td_json_free(out);
+    }
     td_dist_finalize(&dist);
     return failed ? TD_EXIT_FAILURE : TD_EXIT_OK;
 }

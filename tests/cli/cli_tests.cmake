@@ -48,3 +48,7 @@ td_cli_test(cli_placement placement.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXEC
 # (and stop its daemons) well before ctest's.
 td_cli_test(cli_slurm slurm.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
 set_tests_properties(cli_slurm PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
+
+# JSON outputs (metrics.jsonl, eval.jsonl, `tokdrop eval`, an export's
+# config.json and safetensors header) with '"' and '\' in the paths.
+td_cli_test(cli_json_paths json_paths.sh $<TARGET_FILE:tokdrop-bin>)
