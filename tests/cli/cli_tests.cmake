@@ -48,3 +48,9 @@ td_cli_test(cli_placement placement.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXEC
 # (and stop its daemons) well before ctest's.
 td_cli_test(cli_slurm slurm.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
 set_tests_properties(cli_slurm PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
+
+# The top-level Makefile: Makefile.inc's CC honoured, make recovers after a
+# failed configure, make install PREFIX=... with configs, cluster scripts
+# and docs under share/tokdrop.
+td_cli_test(make_front_door make_front_door.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(make_front_door PROPERTIES TIMEOUT 300)
