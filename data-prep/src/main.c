@@ -124,13 +124,6 @@ static int fail(const td_error *err)
     return EXIT_FAIL;
 }
 
-static int missing(const char *cmd, const char *what)
-{
-    fprintf(stderr, "tokdrop-prep %s: %s is required (see tokdrop-prep %s --help)\n", cmd, what,
-            cmd);
-    return EXIT_USAGE;
-}
-
 static int get_jobs(const char *cmd, const char *v, int *jobs)
 {
     *jobs = tdp_nproc();
@@ -160,7 +153,7 @@ static int cmd_vocab(int argc, char **argv)
     const char *size = td_cli_value(&cmd, "size"), *out = td_cli_value(&cmd, "out");
     if (!size || !out || n_pos == 0) {
         td_cli_free(&cmd);
-        return missing("vocab", !size ? "--size N" : !out ? "--out FILE" : "an INPUT");
+        return td_cli_usage_error(&cmd, "%s is required", !size ? "--size N" : !out ? "--out FILE" : "an INPUT");
     }
     if (parse_i64("vocab", "size", size, 16, INT32_MAX, &o.vocab_size) != 0 ||
         get_jobs("vocab", td_cli_value(&cmd, "jobs"), &o.n_jobs) != 0) {
@@ -207,7 +200,7 @@ static int cmd_tokenize(int argc, char **argv)
     int jobs;
     if (!vocab_path) {
         td_cli_free(&cmd);
-        return missing("tokenize", "--vocab FILE");
+        return td_cli_usage_error(&cmd, "--vocab FILE is required");
     }
     if (get_jobs("tokenize", td_cli_value(&cmd, "jobs"), &jobs) != 0) {
         td_cli_free(&cmd);
@@ -262,8 +255,8 @@ static int cmd_shards(int argc, char **argv)
     o.out_dir = td_cli_value(&cmd, "out");
     if (!o.vocab_path || !o.out_dir || n_pos == 0) {
         td_cli_free(&cmd);
-        return missing("shards", !o.vocab_path ? "--vocab FILE" : !o.out_dir ? "--out DIR"
-                                                                            : "an INPUT");
+        return td_cli_usage_error(&cmd, "%s is required",
+                                  !o.vocab_path ? "--vocab FILE" : !o.out_dir ? "--out DIR" : "an INPUT");
     }
     const char *v;
     int bad = 0;
