@@ -1,5 +1,12 @@
 # tokdrop front door: deps, build, test, demo, bench, install.
 # Site settings live in Makefile.inc.
+
+# make's built-in CC=cc would win over Makefile.inc's `CC ?= gcc`: drop it,
+# so that Makefile.inc decides unless CC comes from the command line or the
+# environment.
+ifeq ($(origin CC),default)
+undefine CC
+endif
 include Makefile.inc
 
 CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(CC) \
@@ -18,13 +25,15 @@ all: build
 deps:
 	@cluster/deps.sh
 
-$(BUILD_DIR)/CMakeCache.txt:
-	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
+CONFIGURE = cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
 
 configure:
-	cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS)
+	$(CONFIGURE)
 
-build: $(BUILD_DIR)/CMakeCache.txt
+# Configures first when the build tree has no build system yet: a new tree,
+# or one whose configure failed (that leaves CMakeCache.txt and no Makefile).
+build:
+	[ -f $(BUILD_DIR)/Makefile ] || [ -f $(BUILD_DIR)/build.ninja ] || $(CONFIGURE)
 	cmake --build $(BUILD_DIR) -j $$(nproc)
 
 test: deps
@@ -50,8 +59,11 @@ bench-schedules: deps
 	$(MAKE) configure build
 	bench/schedules.py $(BUILD_DIR) $(SCHEDULE_ARGS)
 
+# The programs into PREFIX/bin; configs, cluster scripts, README and docs
+# into PREFIX/share/tokdrop. PREFIX applies even when the build tree was
+# configured with another one.
 install: build
-	cmake --install $(BUILD_DIR)
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD_DIR)

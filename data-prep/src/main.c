@@ -1,5 +1,5 @@
 /* tokdrop-prep: the command line (SPEC section 5). Parses the options of
- * each subcommand, calls the library, and turns errors into one line on
+ * each subcommand (cli_args.h, shared with tokdrop), calls the library, and turns errors into one line on
  * stderr with a non-zero exit status (1: the work failed, 2: bad usage). */
 #include <errno.h>
 #include <math.h>
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "corpus.h"
 #include "input.h"
 #include "shard_writer.h"
@@ -16,7 +17,7 @@
 #include "vocab_learn.h"
 #include "wordpiece.h"
 
-enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
+enum { EXIT_FAIL = 1, EXIT_USAGE = TD_CLI_EXIT_USAGE };
 
 static const char *MAIN_HELP =
     "usage: tokdrop-prep COMMAND [OPTIONS] [INPUT...]\n"
@@ -85,76 +86,7 @@ static const char *SHARDS_HELP =
     "  --jobs N               threads (default: all cores)\n"
     "  --quiet                no progress or summary on stderr\n";
 
-/* ---- option parsing --------------------------------------------------------------- */
-
-typedef struct {
-    const char *name;  /* without the leading -- */
-    int takes_value;
-    const char *value; /* set by parse_args; "1" for a flag */
-} opt;
-
-/* Splits argv[first..] into options (from specs) and positional arguments.
- * Returns 0 on success, 1 when --help was given, -1 on a usage error. */
-static int parse_args(int argc, char **argv, int first, const char *cmd, opt *specs, int n_specs,
-                      const char **pos, int *n_pos)
-{
-    *n_pos = 0;
-    int only_pos = 0;
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
-            pos[(*n_pos)++] = a;
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-            continue;
-        }
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
-        if (a[1] != '-') {
-            fprintf(stderr, "tokdrop-prep %s: unknown option '%s'; expected --NAME options "
-                    "(see tokdrop-prep %s --help)\n", cmd, a, cmd);
-            return -1;
-        }
-        const char *name = a + 2;
-        const char *eq = strchr(name, '=');
-        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
-        opt *o = NULL;
-        for (int k = 0; k < n_specs; k++)
-            if (strlen(specs[k].name) == name_len && strncmp(specs[k].name, name, name_len) == 0)
-                o = &specs[k];
-        if (!o) {
-            fprintf(stderr, "tokdrop-prep %s: unknown option '%.*s' (see tokdrop-prep %s --help)\n",
-                    cmd, (int)(name_len + 2), a, cmd);
-            return -1;
-        }
-        if (o->takes_value) {
-            if (eq) {
-                o->value = eq + 1;
-            } else if (i + 1 < argc) {
-                o->value = argv[++i];
-            } else {
-                fprintf(stderr, "tokdrop-prep %s: option --%s needs a value (see tokdrop-prep "
-                        "%s --help)\n", cmd, o->name, cmd);
-                return -1;
-            }
-        } else {
-            if (eq) {
-                fprintf(stderr, "tokdrop-prep %s: option --%s takes no value\n", cmd, o->name);
-                return -1;
-            }
-            o->value = "1";
-        }
-    }
-    return 0;
-}
-
-static const char *opt_value(const opt *specs, int n_specs, const char *name)
-{
-    for (int k = 0; k < n_specs; k++)
-        if (strcmp(specs[k].name, name) == 0) return specs[k].value;
-    return NULL;
-}
+/* ---- option values ------------------------------------------------------------------ */
 
 static int parse_i64(const char *cmd, const char *name, const char *s, int64_t lo, int64_t hi,
                      int64_t *out)
@@ -192,13 +124,6 @@ static int fail(const td_error *err)
     return EXIT_FAIL;
 }
 
-static int missing(const char *cmd, const char *what)
-{
-    fprintf(stderr, "tokdrop-prep %s: %s is required (see tokdrop-prep %s --help)\n", cmd, what,
-            cmd);
-    return EXIT_USAGE;
-}
-
 static int get_jobs(const char *cmd, const char *v, int *jobs)
 {
     *jobs = tdp_nproc();
@@ -213,34 +138,34 @@ static int get_jobs(const char *cmd, const char *v, int *jobs)
 
 static int cmd_vocab(int argc, char **argv)
 {
-    opt specs[] = {{"size", 1, NULL}, {"out", 1, NULL}, {"cased", 0, NULL},
-                   {"jobs", 1, NULL}, {"quiet", 0, NULL}};
-    int ns = (int)(sizeof(specs) / sizeof(specs[0]));
-    const char **pos = malloc((size_t)argc * sizeof(char *));
-    int n_pos;
-    int rc = parse_args(argc, argv, 2, "vocab", specs, ns, pos, &n_pos);
-    if (rc != 0) {
-        if (rc > 0) fputs(VOCAB_HELP, stdout);
-        free(pos);
-        return rc > 0 ? 0 : EXIT_USAGE;
+    td_cli_opt opts[] = {TD_CLI_VALUE("size"), TD_CLI_VALUE("out"), TD_CLI_FLAG("cased"), TD_CLI_VALUE("jobs"),
+                         TD_CLI_FLAG("quiet")};
+    td_cli_cmd cmd = {.prog = "tokdrop-prep vocab", .help = VOCAB_HELP, .opts = opts,
+                      .n_opts = (int)(sizeof(opts) / sizeof(opts[0]))};
+    td_cli_result parsed = td_cli_parse(&cmd, argc - 1, argv + 1);
+    if (parsed != TD_CLI_OK) {
+        td_cli_free(&cmd);
+        return td_cli_exit_status(parsed);
     }
+    const char **pos = cmd.pos;
+    int n_pos = cmd.n_pos;
     tdp_vocab_learn_options o = {.min_pair_count = 2};
-    const char *size = opt_value(specs, ns, "size"), *out = opt_value(specs, ns, "out");
+    const char *size = td_cli_value(&cmd, "size"), *out = td_cli_value(&cmd, "out");
     if (!size || !out || n_pos == 0) {
-        free(pos);
-        return missing("vocab", !size ? "--size N" : !out ? "--out FILE" : "an INPUT");
+        td_cli_free(&cmd);
+        return td_cli_usage_error(&cmd, "%s is required", !size ? "--size N" : !out ? "--out FILE" : "an INPUT");
     }
     if (parse_i64("vocab", "size", size, 16, INT32_MAX, &o.vocab_size) != 0 ||
-        get_jobs("vocab", opt_value(specs, ns, "jobs"), &o.n_jobs) != 0) {
-        free(pos);
+        get_jobs("vocab", td_cli_value(&cmd, "jobs"), &o.n_jobs) != 0) {
+        td_cli_free(&cmd);
         return EXIT_USAGE;
     }
-    o.lower_case = !opt_value(specs, ns, "cased");
-    o.quiet = opt_value(specs, ns, "quiet") != NULL;
+    o.lower_case = !td_cli_value(&cmd, "cased");
+    o.quiet = td_cli_value(&cmd, "quiet") != NULL;
     tdp_vocab_learn_summary sum;
     td_error err = {0};
     td_status st = tdp_vocab_learn(out, pos, n_pos, &o, &sum, &err);
-    free(pos);
+    td_cli_free(&cmd);
     if (st != TD_OK) return fail(&err);
     if (!o.quiet) {
         fprintf(stderr, "tokdrop-prep: %.1f MB, %lld words (%lld distinct) read in %.2f s\n",
@@ -261,39 +186,39 @@ static int cmd_vocab(int argc, char **argv)
 
 static int cmd_tokenize(int argc, char **argv)
 {
-    opt specs[] = {{"vocab", 1, NULL}, {"cased", 0, NULL}, {"jobs", 1, NULL}};
-    int ns = (int)(sizeof(specs) / sizeof(specs[0]));
-    const char **pos = malloc((size_t)argc * sizeof(char *));
-    int n_pos;
-    int rc = parse_args(argc, argv, 2, "tokenize", specs, ns, pos, &n_pos);
-    if (rc != 0) {
-        if (rc > 0) fputs(TOKENIZE_HELP, stdout);
-        free(pos);
-        return rc > 0 ? 0 : EXIT_USAGE;
+    td_cli_opt opts[] = {TD_CLI_VALUE("vocab"), TD_CLI_FLAG("cased"), TD_CLI_VALUE("jobs")};
+    td_cli_cmd cmd = {.prog = "tokdrop-prep tokenize", .help = TOKENIZE_HELP, .opts = opts,
+                      .n_opts = (int)(sizeof(opts) / sizeof(opts[0]))};
+    td_cli_result parsed = td_cli_parse(&cmd, argc - 1, argv + 1);
+    if (parsed != TD_CLI_OK) {
+        td_cli_free(&cmd);
+        return td_cli_exit_status(parsed);
     }
-    const char *vocab_path = opt_value(specs, ns, "vocab");
+    const char **pos = cmd.pos;
+    int n_pos = cmd.n_pos;
+    const char *vocab_path = td_cli_value(&cmd, "vocab");
     int jobs;
     if (!vocab_path) {
-        free(pos);
-        return missing("tokenize", "--vocab FILE");
+        td_cli_free(&cmd);
+        return td_cli_usage_error(&cmd, "--vocab FILE is required");
     }
-    if (get_jobs("tokenize", opt_value(specs, ns, "jobs"), &jobs) != 0) {
-        free(pos);
+    if (get_jobs("tokenize", td_cli_value(&cmd, "jobs"), &jobs) != 0) {
+        td_cli_free(&cmd);
         return EXIT_USAGE;
     }
     td_error err = {0};
     tdp_vocab v;
     td_status st = tdp_vocab_load(&v, vocab_path, &err);
     if (st != TD_OK) {
-        free(pos);
+        td_cli_free(&cmd);
         return fail(&err);
     }
+    bool lower_case = !td_cli_value(&cmd, "cased");
     tdp_inputs in;
     st = tdp_inputs_expand(&in, pos, n_pos, 1, &err);
-    free(pos);
+    td_cli_free(&cmd);
     if (st == TD_OK) {
-        st = tdp_tokenize_to_file(stdout, &in, &v, !opt_value(specs, ns, "cased"), jobs, NULL,
-                                  &err);
+        st = tdp_tokenize_to_file(stdout, &in, &v, lower_case, jobs, NULL, &err);
         tdp_inputs_free(&in);
     }
     tdp_vocab_free(&v);
@@ -305,53 +230,53 @@ static int cmd_tokenize(int argc, char **argv)
 
 static int cmd_shards(int argc, char **argv)
 {
-    opt specs[] = {
-        {"vocab", 1, NULL},          {"out", 1, NULL},       {"shards", 1, NULL},
-        {"seq-len", 1, NULL},        {"max-pred", 1, NULL},  {"masking", 1, NULL},
-        {"whole-word", 0, NULL},     {"dupe-factor", 1, NULL}, {"short-seq-prob", 1, NULL},
-        {"masked-lm-prob", 1, NULL}, {"eval-fraction", 1, NULL}, {"seed", 1, NULL},
-        {"cased", 0, NULL},          {"jobs", 1, NULL},      {"quiet", 0, NULL},
-        {"doc-per-file", 0, NULL},
+    td_cli_opt opts[] = {
+        TD_CLI_VALUE("vocab"),          TD_CLI_VALUE("out"),           TD_CLI_VALUE("shards"),
+        TD_CLI_VALUE("seq-len"),        TD_CLI_VALUE("max-pred"),      TD_CLI_VALUE("masking"),
+        TD_CLI_FLAG("whole-word"),      TD_CLI_VALUE("dupe-factor"),   TD_CLI_VALUE("short-seq-prob"),
+        TD_CLI_VALUE("masked-lm-prob"), TD_CLI_VALUE("eval-fraction"), TD_CLI_VALUE("seed"),
+        TD_CLI_FLAG("cased"),           TD_CLI_VALUE("jobs"),          TD_CLI_FLAG("quiet"),
+        TD_CLI_FLAG("doc-per-file"),
     };
-    int ns = (int)(sizeof(specs) / sizeof(specs[0]));
-    const char **pos = malloc((size_t)argc * sizeof(char *));
-    int n_pos;
-    int rc = parse_args(argc, argv, 2, "shards", specs, ns, pos, &n_pos);
-    if (rc != 0) {
-        if (rc > 0) fputs(SHARDS_HELP, stdout);
-        free(pos);
-        return rc > 0 ? 0 : EXIT_USAGE;
+    td_cli_cmd cmd = {.prog = "tokdrop-prep shards", .help = SHARDS_HELP, .opts = opts,
+                      .n_opts = (int)(sizeof(opts) / sizeof(opts[0]))};
+    td_cli_result parsed = td_cli_parse(&cmd, argc - 1, argv + 1);
+    if (parsed != TD_CLI_OK) {
+        td_cli_free(&cmd);
+        return td_cli_exit_status(parsed);
     }
+    const char **pos = cmd.pos;
+    int n_pos = cmd.n_pos;
     tdp_shards_options o = {
         .inst = {.seq_len = 128, .max_pred = 20, .dupe_factor = 5, .short_seq_prob = 0.1,
                  .masked_lm_prob = 0.15, .masking = TDP_MASKING_STATIC, .seed = 12345},
     };
-    o.vocab_path = opt_value(specs, ns, "vocab");
-    o.out_dir = opt_value(specs, ns, "out");
+    o.vocab_path = td_cli_value(&cmd, "vocab");
+    o.out_dir = td_cli_value(&cmd, "out");
     if (!o.vocab_path || !o.out_dir || n_pos == 0) {
-        free(pos);
-        return missing("shards", !o.vocab_path ? "--vocab FILE" : !o.out_dir ? "--out DIR"
-                                                                            : "an INPUT");
+        td_cli_free(&cmd);
+        return td_cli_usage_error(&cmd, "%s is required",
+                                  !o.vocab_path ? "--vocab FILE" : !o.out_dir ? "--out DIR" : "an INPUT");
     }
     const char *v;
     int bad = 0;
     int64_t seed = 12345;
-    if ((v = opt_value(specs, ns, "shards")))
+    if ((v = td_cli_value(&cmd, "shards")))
         bad |= parse_i64("shards", "shards", v, 1, 1000000, &o.n_shards);
-    if ((v = opt_value(specs, ns, "seq-len")))
+    if ((v = td_cli_value(&cmd, "seq-len")))
         bad |= parse_i64("shards", "seq-len", v, 5, 65536, &o.inst.seq_len);
-    if ((v = opt_value(specs, ns, "max-pred")))
+    if ((v = td_cli_value(&cmd, "max-pred")))
         bad |= parse_i64("shards", "max-pred", v, 1, 65536, &o.inst.max_pred);
-    if ((v = opt_value(specs, ns, "dupe-factor")))
+    if ((v = td_cli_value(&cmd, "dupe-factor")))
         bad |= parse_i64("shards", "dupe-factor", v, 1, 1000, &o.inst.dupe_factor);
-    if ((v = opt_value(specs, ns, "short-seq-prob")))
+    if ((v = td_cli_value(&cmd, "short-seq-prob")))
         bad |= parse_f64("shards", "short-seq-prob", v, 0.0, 1.0, &o.inst.short_seq_prob);
-    if ((v = opt_value(specs, ns, "masked-lm-prob")))
+    if ((v = td_cli_value(&cmd, "masked-lm-prob")))
         bad |= parse_f64("shards", "masked-lm-prob", v, 1e-9, 1.0, &o.inst.masked_lm_prob);
-    if ((v = opt_value(specs, ns, "eval-fraction")))
+    if ((v = td_cli_value(&cmd, "eval-fraction")))
         bad |= parse_f64("shards", "eval-fraction", v, 0.0, 0.999999, &o.eval_fraction);
-    if ((v = opt_value(specs, ns, "seed"))) bad |= parse_i64("shards", "seed", v, 0, INT64_MAX, &seed);
-    if ((v = opt_value(specs, ns, "masking"))) {
+    if ((v = td_cli_value(&cmd, "seed"))) bad |= parse_i64("shards", "seed", v, 0, INT64_MAX, &seed);
+    if ((v = td_cli_value(&cmd, "masking"))) {
         if (strcmp(v, "static") == 0) {
             o.inst.masking = TDP_MASKING_STATIC;
         } else if (strcmp(v, "none") == 0) {
@@ -361,26 +286,26 @@ static int cmd_shards(int argc, char **argv)
             bad = 1;
         }
     }
-    bad |= get_jobs("shards", opt_value(specs, ns, "jobs"), &o.n_jobs);
+    bad |= get_jobs("shards", td_cli_value(&cmd, "jobs"), &o.n_jobs);
     if (bad) {
-        free(pos);
+        td_cli_free(&cmd);
         return EXIT_USAGE;
     }
     o.inst.seed = (uint64_t)seed;
-    o.inst.whole_word = opt_value(specs, ns, "whole-word") != NULL;
-    o.lower_case = !opt_value(specs, ns, "cased");
-    o.doc_per_file = opt_value(specs, ns, "doc-per-file") != NULL;
-    o.quiet = opt_value(specs, ns, "quiet") != NULL;
+    o.inst.whole_word = td_cli_value(&cmd, "whole-word") != NULL;
+    o.lower_case = !td_cli_value(&cmd, "cased");
+    o.doc_per_file = td_cli_value(&cmd, "doc-per-file") != NULL;
+    o.quiet = td_cli_value(&cmd, "quiet") != NULL;
 
     td_error err = {0};
     if (tdp_shards_check_options(&o, &err) != TD_OK) {
-        free(pos);
+        td_cli_free(&cmd);
         fprintf(stderr, "tokdrop-prep shards: %s\n", err.msg);
         return EXIT_USAGE;
     }
     tdp_shards_summary s;
     td_status st = tdp_shards_run(&o, pos, n_pos, &s, &err);
-    free(pos);
+    td_cli_free(&cmd);
     if (st != TD_OK) return fail(&err);
     if (!o.quiet) {
         double mb = (double)s.n_bytes / 1e6;

@@ -17,16 +17,18 @@ enum {
 
 int td_cmd_train(int argc, char **argv);
 
-/* Defaults, the file, the --set overrides, resolve, validate; on a bad
- * config rank 0 prints the one-line error and false is returned (the
- * command then exits with TD_EXIT_USAGE). */
-bool td_cli_load_config(td_config *cfg, const char *path, const char *const *sets, int n_sets,
-                        const td_dist *dist);
+/* Defaults, the file, the --set overrides, resolve, validate, and a check
+ * that this CPU runs train.precision; false with err set on a bad config.
+ * No MPI calls: ranks that fail here still meet the others in the
+ * collective that follows (ranks_on_node: for data.memory_mb's default). */
+bool td_cli_load_config(td_config *cfg, const char *path, const char *const *sets, int n_sets, int ranks_on_node,
+                        td_error *err);
 
 /* The start the MPI commands share: MPI up, then td_cli_load_config on
- * every rank; sets (malloc'd) is freed. TD_EXIT_OK with dist initialised,
- * or the exit status once the error is printed and MPI is down again. */
-int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const char **sets, int n_sets,
+ * every rank. TD_EXIT_OK with dist initialised; else the exit status, on
+ * every rank, once one line says why (from the lowest failing rank) and
+ * MPI is down again. */
+int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const char *const *sets, int n_sets,
                  int *argc, char ***argv);
 
 /* The first log line of every rank (not only rank 0): its host, the cores

@@ -13,46 +13,50 @@
 #include "tokdrop/gemm.h"
 #include "tokdrop/log.h"
 
-bool td_cli_load_config(td_config *cfg, const char *path, const char *const *sets, int n_sets,
-                        const td_dist *dist)
+bool td_cli_load_config(td_config *cfg, const char *path, const char *const *sets, int n_sets, int ranks_on_node,
+                        td_error *err)
 {
-    td_error err = {0};
     td_config_defaults(cfg);
-    td_status st = td_config_load(cfg, path, &err);
-    for (int i = 0; st == TD_OK && i < n_sets; i++) st = td_config_set(cfg, sets[i], &err);
+    td_status st = td_config_load(cfg, path, err);
+    for (int i = 0; st == TD_OK && i < n_sets; i++) st = td_config_set(cfg, sets[i], err);
     if (st == TD_OK) {
         td_config_resolve(cfg);
         cfg->train.precision = td_gemm_resolve_precision(cfg->train.precision);
         if (cfg->data.memory_mb == 0)
-            cfg->data.memory_mb = td_data_default_memory_mb(td_dist_ranks_on_node(dist));
-        st = td_config_validate(cfg, &err);
+            cfg->data.memory_mb = td_data_default_memory_mb(ranks_on_node);
+        st = td_config_validate(cfg, err);
     }
     if (st == TD_OK) { /* can this CPU run the precision? */
         td_gemm_engine *probe = NULL;
-        st = td_gemm_engine_create(&probe, cfg->train.precision, &err);
+        st = td_gemm_engine_create(&probe, cfg->train.precision, err);
         td_gemm_engine_free(probe);
     }
-    /* every rank reads the same file and fails the same way: one message */
-    if (st != TD_OK && dist->rank == 0) fprintf(stderr, "tokdrop: %s\n", err.msg);
     return st == TD_OK;
 }
 
-int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const char **sets, int n_sets,
+int td_cli_start(td_dist *dist, td_config *cfg, const char *config_path, const char *const *sets, int n_sets,
                  int *argc, char ***argv)
 {
     td_error err = {0};
     if (td_dist_init(dist, argc, argv, &err) != TD_OK) {
         fprintf(stderr, "tokdrop: %s\n", err.msg);
-        free(sets);
         return TD_EXIT_FAILURE;
     }
-    bool ok = td_cli_load_config(cfg, config_path, sets, n_sets, dist);
-    free(sets);
-    if (!ok) {
-        td_dist_finalize(dist);
-        return TD_EXIT_USAGE;
+    /* collectives first: a rank whose config fails must still take part */
+    int ranks_on_node = td_dist_ranks_on_node(dist);
+    bool ok = td_cli_load_config(cfg, config_path, sets, n_sets, ranks_on_node, &err);
+    /* A config that fails on some ranks only (the file missing on one node,
+     * a CPU without bf16) must stop them all, or the others would wait
+     * for the failed ones in their first collective. Every rank usually
+     * fails the same way, so only the lowest failing rank says why. */
+    int lowest_failed = dist->size - td_dist_max_int(dist, ok ? 0 : dist->size - dist->rank);
+    if (lowest_failed == dist->size) return TD_EXIT_OK;
+    if (lowest_failed == dist->rank) {
+        if (dist->rank == 0) fprintf(stderr, "tokdrop: %s\n", err.msg);
+        else fprintf(stderr, "tokdrop: rank %d: %s\n", dist->rank, err.msg);
     }
-    return TD_EXIT_OK;
+    td_dist_finalize(dist);
+    return TD_EXIT_USAGE;
 }
 
 /* The CPUs in set as a compact list, "0-3,8,10-11" (the form of taskset

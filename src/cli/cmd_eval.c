@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "tokdrop/blas.h"
 #include "tokdrop/ckpt.h"
 #include "tokdrop/config.h"
@@ -17,19 +18,26 @@
 #include "tokdrop/train.h"
 #include "tokdrop/vocab.h"
 
-static int usage_error(const char *msg)
-{
-    fprintf(stderr, "tokdrop eval: %s\nusage: tokdrop eval CONFIG.yaml --checkpoint FILE [--set key.path=value ...]\n", msg);
-    return TD_EXIT_USAGE;
-}
+static const char EVAL_HELP[] =
+    "usage: tokdrop eval CONFIG.yaml --checkpoint FILE [--set key.path=value ...]\n"
+    "\n"
+    "Full-sequence masked-LM and NSP loss and accuracy of a checkpoint on the\n"
+    "held-out shards of data.eval, printed as one JSON object on stdout.\n"
+    "Run under mpirun or srun for several ranks.\n"
+    "\n"
+    "  CONFIG.yaml           the run's config (model, data.eval, micro-batch)\n"
+    "  --checkpoint FILE     the checkpoint to evaluate (required)\n"
+    "  --set key.path=value  override a config key, e.g. --set data.eval='eval/*.h5';\n"
+    "                        may be given several times\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "Exit status: 0 done, 1 the evaluation failed, 2 bad command line or config.\n";
 
 /* Everything after the config is read and the ranks agree it is valid.
  * Every rank returns the same verdict; each failing rank prints its error. */
 static td_status evaluate(const td_config *cfg, const char *ckpt_path, const td_dist *dist,
                           td_eval_result *r, td_error *err)
 {
-    if (!cfg->data.eval[0])
-        return td_error_set(err, TD_ERR_CONFIG, "data.eval is empty: name the held-out shards to evaluate on");
     td_vocab vocab = {0};
     td_model model = {0};
     td_data *data = NULL;
@@ -71,26 +79,33 @@ done:
 
 int td_cmd_eval(int argc, char **argv)
 {
-    const char *config_path = NULL, *ckpt_path = NULL;
-    const char **sets = calloc((size_t)argc, sizeof(char *));
-    int n_sets = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) sets[n_sets++] = argv[++i];
-        else if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) ckpt_path = argv[++i];
-        else if (argv[i][0] == '-' || config_path) {
-            free(sets);
-            return usage_error("unexpected argument");
-        } else config_path = argv[i];
+    td_cli_opt opts[] = {TD_CLI_VALUE("checkpoint"), TD_CLI_LIST("set")};
+    td_cli_cmd cmd = {.prog = "tokdrop eval", .help = EVAL_HELP, .opts = opts, .n_opts = 2};
+    td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
+    if (parsed != TD_CLI_OK) {
+        td_cli_free(&cmd);
+        return td_cli_exit_status(parsed);
     }
-    if (!config_path || !ckpt_path) {
-        free(sets);
-        return usage_error("a config file and --checkpoint FILE are needed");
-    }
-
+    int rc = TD_EXIT_OK;
+    if (cmd.n_pos == 0)
+        rc = td_cli_usage_error(&cmd, "no config file given");
+    else if (cmd.n_pos > 1)
+        rc = td_cli_usage_error(&cmd, "more than one config file given: '%s' and '%s'", cmd.pos[0], cmd.pos[1]);
+    else if (!opts[0].value)
+        rc = td_cli_usage_error(&cmd, "--checkpoint FILE is required");
+    const char *config_path = cmd.n_pos > 0 ? cmd.pos[0] : NULL, *ckpt_path = opts[0].value;
     td_dist dist;
     static td_config cfg;
-    int rc = td_cli_start(&dist, &cfg, config_path, sets, n_sets, &argc, &argv);
+    if (rc == TD_EXIT_OK) rc = td_cli_start(&dist, &cfg, config_path, opts[1].values, opts[1].n_values, &argc, &argv);
+    td_cli_free(&cmd);
     if (rc != TD_EXIT_OK) return rc;
+    if (!cfg.data.eval[0]) { /* the same config on every rank */
+        if (dist.rank == 0)
+            fprintf(stderr, "tokdrop eval: %s: data.eval is empty: name the held-out shards to evaluate on, "
+                            "in the config or with --set data.eval=PATTERN\n", config_path);
+        td_dist_finalize(&dist);
+        return TD_EXIT_USAGE;
+    }
     td_error err = {0};
     td_blas_set_threads(cfg.train.threads > 0 ? (int)cfg.train.threads : 1);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "fs.h"
 #include "tokdrop/ckpt.h"
 #include "tokdrop/config.h"
@@ -15,11 +16,19 @@
 #include "tokdrop/safetensors.h"
 #include "tokdrop/vocab.h"
 
-static int usage_error(const char *msg)
-{
-    fprintf(stderr, "tokdrop export: %s\nusage: tokdrop export CHECKPOINT OUTDIR [--vocab FILE]\n", msg);
-    return TD_EXIT_USAGE;
-}
+static const char EXPORT_HELP[] =
+    "usage: tokdrop export CHECKPOINT OUTDIR [--vocab FILE]\n"
+    "\n"
+    "Writes the weights of CHECKPOINT in Hugging Face layout: OUTDIR/model.safetensors\n"
+    "(BertForPreTraining names), config.json and vocab.txt, which\n"
+    "transformers' BertForPreTraining.from_pretrained(OUTDIR) loads.\n"
+    "\n"
+    "  CHECKPOINT    a tokdrop checkpoint (run.dir/ckpt_*.h5)\n"
+    "  OUTDIR        the output directory (created if missing)\n"
+    "  --vocab FILE  the vocab.txt to ship (default: the run's model.vocab)\n"
+    "  -h, --help    this help\n"
+    "\n"
+    "Exit status: 0 done, 1 the export failed, 2 bad command line.\n";
 
 /* The vocabulary to ship: --vocab, else the run's model.vocab; it must
  * have the model's size. */
@@ -77,18 +86,24 @@ static td_status export(const char *ckpt_path, const char *out_dir, const char *
 
 int td_cmd_export(int argc, char **argv)
 {
-    const char *pos[2] = {NULL, NULL}, *vocab = NULL;
-    int n_pos = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--vocab") == 0 && i + 1 < argc) vocab = argv[++i];
-        else if (argv[i][0] == '-' || n_pos == 2) return usage_error("unexpected argument");
-        else pos[n_pos++] = argv[i];
+    td_cli_opt opts[] = {TD_CLI_VALUE("vocab")};
+    td_cli_cmd cmd = {.prog = "tokdrop export", .help = EXPORT_HELP, .opts = opts, .n_opts = 1};
+    td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
+    if (parsed != TD_CLI_OK) {
+        td_cli_free(&cmd);
+        return td_cli_exit_status(parsed);
     }
-    if (n_pos != 2) return usage_error("a checkpoint file and an output directory are needed");
+    int rc = TD_EXIT_OK;
+    if (cmd.n_pos < 2)
+        rc = td_cli_usage_error(&cmd, "%s", cmd.n_pos == 0 ? "a checkpoint file and an output directory are needed"
+                                                           : "an output directory is needed");
+    else if (cmd.n_pos > 2)
+        rc = td_cli_usage_error(&cmd, "unexpected argument '%s'", cmd.pos[2]);
     td_error err = {0};
-    if (export(pos[0], pos[1], vocab, &err) != TD_OK) {
+    if (rc == TD_EXIT_OK && export(cmd.pos[0], cmd.pos[1], opts[0].value, &err) != TD_OK) {
         fprintf(stderr, "tokdrop export: %s\n", err.msg);
-        return TD_EXIT_FAILURE;
+        rc = TD_EXIT_FAILURE;
     }
-    return TD_EXIT_OK;
+    td_cli_free(&cmd);
+    return rc;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "fs.h"
 #include "tokdrop/ckpt.h"
 #include "tokdrop/config.h"
@@ -17,11 +18,19 @@
 #include "tokdrop/vocab.h"
 #include "tokdrop/weights.h"
 
-static int usage_error(const char *msg)
-{
-    fprintf(stderr, "tokdrop import: %s\nusage: tokdrop import HF_DIR CHECKPOINT\n", msg);
-    return TD_EXIT_USAGE;
-}
+static const char IMPORT_HELP[] =
+    "usage: tokdrop import HF_DIR CHECKPOINT\n"
+    "\n"
+    "Turns a Hugging Face BERT into a tokdrop checkpoint at step 0; start a run\n"
+    "from it with model.init: CHECKPOINT. Pretraining heads that the files lack\n"
+    "(a BertModel) start from a random init.\n"
+    "\n"
+    "  HF_DIR      a directory with config.json, model.safetensors and (optional)\n"
+    "              vocab.txt\n"
+    "  CHECKPOINT  the checkpoint file to write\n"
+    "  -h, --help  this help\n"
+    "\n"
+    "Exit status: 0 done, 1 the import failed, 2 bad command line.\n";
 
 static bool readable(const char *path) { return access(path, R_OK) == 0; }
 
@@ -108,12 +117,23 @@ static td_status import(const char *dir, const char *ckpt_path, td_error *err)
 
 int td_cmd_import(int argc, char **argv)
 {
-    if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
-        return usage_error("a Hugging Face model directory and a checkpoint file are needed");
-    td_error err = {0};
-    if (import(argv[1], argv[2], &err) != TD_OK) {
-        fprintf(stderr, "tokdrop import: %s\n", err.msg);
-        return TD_EXIT_FAILURE;
+    td_cli_cmd cmd = {.prog = "tokdrop import", .help = IMPORT_HELP};
+    td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
+    if (parsed != TD_CLI_OK) {
+        td_cli_free(&cmd);
+        return td_cli_exit_status(parsed);
     }
-    return TD_EXIT_OK;
+    int rc = TD_EXIT_OK;
+    if (cmd.n_pos < 2)
+        rc = td_cli_usage_error(&cmd, "%s", cmd.n_pos == 0 ? "a Hugging Face model directory and a checkpoint file are needed"
+                                                           : "a checkpoint file to write is needed");
+    else if (cmd.n_pos > 2)
+        rc = td_cli_usage_error(&cmd, "unexpected argument '%s'", cmd.pos[2]);
+    td_error err = {0};
+    if (rc == TD_EXIT_OK && import(cmd.pos[0], cmd.pos[1], &err) != TD_OK) {
+        fprintf(stderr, "tokdrop import: %s\n", err.msg);
+        rc = TD_EXIT_FAILURE;
+    }
+    td_cli_free(&cmd);
+    return rc;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "fs.h"
 #include "tokdrop/blas.h"
 #include "tokdrop/config.h"
@@ -221,40 +222,44 @@ static void maybe_inject_fault(const td_dist *dist, int64_t step)
 /* Parameters are compared across ranks this often (and at the end). */
 #define TD_REPLICA_CHECK_EVERY 100
 
-static int usage_error(const char *msg)
-{
-    fprintf(stderr, "tokdrop train: %s\nusage: tokdrop train CONFIG.yaml [--set key.path=value ...] [--dump FILE]\n", msg);
-    return TD_EXIT_USAGE;
-}
+static const char TRAIN_HELP[] =
+    "usage: tokdrop train CONFIG.yaml [--set key.path=value ...] [--dump FILE]\n"
+    "\n"
+    "Trains BERT as CONFIG.yaml says, into its run.dir; resumes by itself from the\n"
+    "newest checkpoint there. SIGUSR1 (also through mpirun and srun) or SIGTERM (no\n"
+    "launcher) writes a checkpoint and exits with status 75; run again to continue.\n"
+    "Run under mpirun or srun for several ranks.\n"
+    "\n"
+    "  CONFIG.yaml           the experiment (configs/ holds examples)\n"
+    "  --set key.path=value  override a config key, e.g. --set train.micro_batch=16;\n"
+    "                        may be given several times\n"
+    "  --dump FILE           run one step and write loss, gradients and updated\n"
+    "                        parameters to FILE (HDF5), for comparisons\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "Exit status: 0 done, 1 the run failed, 2 bad command line or config,\n"
+    "75 stopped by a signal at a checkpoint.\n";
 
 int td_cmd_train(int argc, char **argv)
 {
-    const char *config_path = NULL, *dump_path = NULL;
-    const char **sets = calloc((size_t)argc, sizeof(char *));
-    int n_sets = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) sets[n_sets++] = argv[++i];
-        else if (strncmp(argv[i], "--set=", 6) == 0) sets[n_sets++] = argv[i] + 6;
-        else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump_path = argv[++i];
-        else if (argv[i][0] == '-') {
-            free(sets);
-            char msg[256];
-            snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", argv[i]);
-            return usage_error(msg);
-        } else if (!config_path) config_path = argv[i];
-        else {
-            free(sets);
-            return usage_error("more than one config file given");
-        }
+    td_cli_opt opts[] = {TD_CLI_LIST("set"), TD_CLI_VALUE("dump")};
+    td_cli_cmd cmd = {.prog = "tokdrop train", .help = TRAIN_HELP, .opts = opts, .n_opts = 2};
+    td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
+    if (parsed != TD_CLI_OK) {
+        td_cli_free(&cmd);
+        return td_cli_exit_status(parsed);
     }
-    if (!config_path) {
-        free(sets);
-        return usage_error("no config file given");
-    }
-
+    int rc = TD_EXIT_OK;
+    if (cmd.n_pos == 0)
+        rc = td_cli_usage_error(&cmd, "no config file given");
+    else if (cmd.n_pos > 1)
+        rc = td_cli_usage_error(&cmd, "more than one config file given: '%s' and '%s'", cmd.pos[0], cmd.pos[1]);
+    const char *config_path = cmd.n_pos > 0 ? cmd.pos[0] : NULL, *dump_path = opts[1].value;
     td_dist dist;
     static td_config cfg;
-    int rc = td_cli_start(&dist, &cfg, config_path, sets, n_sets, &argc, &argv);
+    if (rc == TD_EXIT_OK)
+        rc = td_cli_start(&dist, &cfg, config_path, opts[0].values, opts[0].n_values, &argc, &argv);
+    td_cli_free(&cmd);
     if (rc != TD_EXIT_OK) return rc;
     td_error err = {0};
     td_status st = TD_OK;

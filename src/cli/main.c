@@ -14,11 +14,11 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: tokdrop <command> [args]\n"
+    fputs("usage: tokdrop COMMAND [ARGS]\n"
           "\n"
           "commands:\n"
           "  train CONFIG.yaml [--set key.path=value ...] [--dump FILE]\n"
-          "        train BERT as the config says (SPEC section 8); --dump runs one step\n"
+          "        train BERT as the config says (configs/ has examples); --dump runs one step\n"
           "        and writes loss, gradients and updated parameters to FILE; resumes by\n"
           "        itself from the newest checkpoint in run.dir; SIGUSR1 (also through\n"
           "        mpirun and srun) or SIGTERM (no launcher) checkpoint and exit with status 75\n"
@@ -29,6 +29,9 @@ static void usage(FILE *out)
           "  import HF_DIR CHECKPOINT\n"
           "        a Hugging Face BERT (config.json, model.safetensors, vocab.txt) as a\n"
           "        step-0 checkpoint; start a run from it with model.init: CHECKPOINT\n"
+          "\n"
+          "tokdrop COMMAND --help (or -h) prints a command's arguments and options;\n"
+          "tokdrop --version the version and the kernels this CPU runs.\n"
           "\n"
           "Run under mpirun/srun for several ranks. Environment: OPENBLAS_CORETYPE\n"
           "overrides the BLAS kernel choice; ONEDNN_MAX_CPU_ISA limits the bf16 kernels\n"
@@ -42,9 +45,14 @@ int main(int argc, char **argv)
      * to AVX2 on recent Xeons, so restart with the AVX-512 ones (policy set
      * in Makefile.inc; a user's OPENBLAS_CORETYPE always wins). */
     if (strcmp(TD_OPENBLAS_CORETYPE_POLICY, "auto") == 0) td_blas_restart_for_fast_kernels(argv);
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? TD_EXIT_USAGE : TD_EXIT_OK;
+    if (argc < 2) {
+        fputs("tokdrop: no command given\n", stderr);
+        usage(stderr);
+        return TD_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return TD_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
         td_gemm_engine *bf16 = NULL;

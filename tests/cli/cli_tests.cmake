@@ -52,3 +52,16 @@ set_tests_properties(cli_slurm PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
 # JSON outputs (metrics.jsonl, eval.jsonl, `tokdrop eval`, an export's
 # config.json and safetensors header) with '"' and '\' in the paths.
 td_cli_test(cli_json_paths json_paths.sh $<TARGET_FILE:tokdrop-bin>)
+
+# The top-level Makefile: Makefile.inc's CC honoured, make recovers after a
+# failed configure, make install PREFIX=... with configs, cluster scripts
+# and docs under share/tokdrop.
+td_cli_test(make_front_door make_front_door.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(make_front_door PROPERTIES TIMEOUT 300)
+
+# Every subcommand of both programs: --help and -h exit 0 with the usage;
+# bad options, missing files, arguments and keys give a non-zero status and
+# stderr naming the cause; a config failing on one rank stops both ranks.
+td_cli_test(cli_refusals cli_refusals.sh $<TARGET_FILE:tokdrop-bin> $<TARGET_FILE:tokdrop-prep>
+            "${MPIEXEC_EXECUTABLE}")
+set_tests_properties(cli_refusals PROPERTIES TIMEOUT 300)
