@@ -605,6 +605,8 @@ static td_status apply_token_sequence(td_config *cfg, const key_spec *key, yaml_
     return TD_OK;
 }
 
+static td_status check_key(const td_config *cfg, const key_spec *key, td_error *err);
+
 static td_status apply_scalar(td_config *cfg, const key_spec *key, const yaml_node_t *node, const source *src)
 {
     if (!node || node->type != YAML_SCALAR_NODE) return fail_type(src, key, node);
@@ -660,6 +662,9 @@ static td_status apply_scalar(td_config *cfg, const key_spec *key, const yaml_no
         return fail_line(src, line_of(node), "%s.%s: the number '%.60s' is out of range", key->section,
                          key->name, text);
     if (r != NUM_OK) return fail_type(src, key, node);
+    /* The key's own range, here where the line is known (validation checks it again). */
+    td_error range_err;
+    if (check_key(cfg, key, &range_err) != TD_OK) return fail_line(src, line_of(node), "%s", range_err.msg);
     return TD_OK;
 }
 

@@ -814,14 +814,26 @@ static void test_size_limits(void **state)
         td_config c;
         td_error err = {0};
         td_config_defaults(&c);
-        assert_int_equal(td_config_set(&c, cases[i].set, &err), TD_OK);
-        td_config_resolve(&c);
-        validate_fails(&c, cases[i].message);
+        assert_int_equal(td_config_set(&c, cases[i].set, &err), TD_ERR_CONFIG);
+        assert_contains(err.msg, cases[i].set);
+        assert_contains(err.msg, cases[i].message);
     }
+    /* in a file, with its line; and in a config built in code, by validation */
+    const char *path = write_file(tu_tmpdir("config"), "huge.yaml", "model:\n  hidden: 256\n  layers: 100000000\n");
+    td_config c;
+    td_error err = {0};
+    td_config_defaults(&c);
+    assert_int_equal(td_config_load(&c, path, &err), TD_ERR_CONFIG);
+    assert_contains(err.msg, "huge.yaml:3: model.layers = 100000000: must lie in [1, 1024]");
+    td_config_defaults(&c);
+    c.model.layers = 100000000;
+    td_config_resolve(&c);
+    validate_fails(&c, "model.layers = 100000000: must lie in [1, 1024]");
+    assert_int_equal(td_config_set(&c, "optimizer.lr=-1", &err), TD_ERR_CONFIG);
+    assert_contains(err.msg, "optimizer.lr = -1.0: must be > 0");
 
     /* Each size within its range, but their products past any node (and
      * past int64 in bytes): refused with the keys to lower. */
-    td_config c;
     td_config_defaults(&c);
     c.model.hidden = 65536;
     c.model.heads = 1024;
@@ -836,7 +848,6 @@ static void test_size_limits(void **state)
     /* Against a node's memory: BERT-base fits in 64 GiB, not in 1 GiB. */
     td_config_defaults(&c);
     td_config_resolve(&c);
-    td_error err = {0};
     const double gib = 1024.0 * 1024.0 * 1024.0;
     assert_int_equal(td_config_check_memory(&c, 64 * gib, "this node", &err), TD_OK);
     assert_int_equal(td_config_check_memory(&c, 1 * gib, "this node has", &err), TD_ERR_CONFIG);
