@@ -50,6 +50,11 @@ bench-schedules: deps
 	$(MAKE) configure build
 	bench/schedules.py $(BUILD_DIR) $(SCHEDULE_ARGS)
 
+# docs/config.md, the configuration reference, from the key table in src/config.c.
+.PHONY: docs
+docs: build
+	$(BUILD_DIR)/td-config-doc > docs/config.md
+
 install: build
 	cmake --install $(BUILD_DIR)
 

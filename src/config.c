@@ -1018,7 +1018,7 @@ void td_config_defaults(td_config *cfg)
 /* ---- validation ---------------------------------------------------------- */
 
 /* A number key's range as messages and docs/config.md write it: "[1, 1024]",
- * ">= 0", "> 0", "[0, 1)"; "any" when every finite value is allowed. */
+ * ">= 0", "> 0", "[0, 1)"; "any finite number" when there is no bound. */
 static void range_text(char *out, size_t size, const key_spec *key)
 {
     if (key->type == KEY_INT) {
@@ -1028,7 +1028,7 @@ static void range_text(char *out, size_t size, const key_spec *key)
             snprintf(out, size, "[%" PRId64 ", %" PRId64 "]", key->min, key->max);
     } else if (key->type == KEY_DOUBLE) {
         if (isinf(key->lo) && isinf(key->hi))
-            snprintf(out, size, "any");
+            snprintf(out, size, "any finite number");
         else if (isinf(key->hi))
             snprintf(out, size, "%s %g", key->lo_open ? ">" : ">=", key->lo);
         else

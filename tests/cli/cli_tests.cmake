@@ -48,3 +48,6 @@ td_cli_test(cli_placement placement.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXEC
 # (and stop its daemons) well before ctest's.
 td_cli_test(cli_slurm slurm.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
 set_tests_properties(cli_slurm PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
+
+# docs/config.md is what td-config-doc writes from the key table.
+td_cli_test(config_doc config_doc.sh $<TARGET_FILE:td-config-doc>)
