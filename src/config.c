@@ -1,8 +1,10 @@
-/* The experiment configuration (SPEC section 8). One table of keys (section,
- * name, type, offset into td_config) drives YAML loading, `--set` overrides
- * and printing, so a new key is one table line, its default and its range
- * check. YAML is read with libyaml's document API, whose nodes carry the
- * line numbers that every error message starts with. */
+/* The experiment configuration (SPEC section 8). One table of keys holds,
+ * per key, its place in td_config, type, default, range and description;
+ * defaults, YAML loading, `--set` overrides, validation, the resolved
+ * config.yaml and docs/config.md (tools/config_doc.c) all come from it, so a
+ * new key is one table line. Checks across keys follow the table's in
+ * td_config_validate. YAML is read with libyaml's document API, whose nodes
+ * carry the line numbers that every error message starts with. */
 #include "tokdrop/config.h"
 
 #include <errno.h>
@@ -135,7 +137,8 @@ static const key_spec keys[] = {
           "`importance: loss`: the starting importance of every token"),
     K_DBL("token_drop", "loss_beta", token_drop.loss_beta, "0.995", FRACTION,
           "`importance: loss`: decay of the running average of each token's loss"),
-    K_TOKENS("token_drop", "allow", token_drop.allow, token_drop.n_allow, "[\"[UNK]\", \"[CLS]\", \"[SEP]\", \"[MASK]\"]",
+    K_TOKENS("token_drop", "allow", token_drop.allow, token_drop.n_allow,
+             "[\"[UNK]\", \"[CLS]\", \"[SEP]\", \"[MASK]\"]",
              "tokens always kept: strings (looked up in `model.vocab`) or integer ids"),
     K_TOKENS("token_drop", "deny", token_drop.deny, token_drop.n_deny, "[\"[PAD]\"]",
              "tokens dropped first: strings (looked up in `model.vocab`) or integer ids"),
@@ -156,7 +159,8 @@ static const key_spec keys[] = {
     K_INT("data", "max_pred", data.max_pred, "20", 1, MAX_WIDTH,
           "masked predictions per sequence, as in the shards; at most `data.seq_len`"),
     K_ENUM("data", "masking", data.masking, masking_names, "static",
-           "`static` (the masks stored in the shards) or `dynamic` (15% drawn anew at read time from the seed, 80/10/10)"),
+           "`static` (the masks stored in the shards) or `dynamic` (15% drawn anew at read time from the seed, "
+           "80/10/10)"),
     K_INT("data", "memory_mb", data.memory_mb, "0", 0, (int64_t)1 << 30,
           "MiB per rank for the window of streamed shards; 0 = a default sized for the node"),
     K_INT("train", "steps", train.steps, "1000", 1, NO_MAX, "optimizer steps of the run"),
