@@ -59,6 +59,11 @@ bench-schedules: deps
 	$(MAKE) configure build
 	bench/schedules.py $(BUILD_DIR) $(SCHEDULE_ARGS)
 
+# docs/config.md, the configuration reference, from the key table in src/config.c.
+.PHONY: docs
+docs: build
+	$(BUILD_DIR)/td-config-doc > docs/config.md
+
 # The programs into PREFIX/bin; configs, cluster scripts, README and docs
 # into PREFIX/share/tokdrop. PREFIX applies even when the build tree was
 # configured with another one.

@@ -1,8 +1,10 @@
-/* The experiment configuration (SPEC section 8). One table of keys (section,
- * name, type, offset into td_config) drives YAML loading, `--set` overrides
- * and printing, so a new key is one table line, its default and its range
- * check. YAML is read with libyaml's document API, whose nodes carry the
- * line numbers that every error message starts with. */
+/* The experiment configuration (SPEC section 8). One table of keys holds,
+ * per key, its place in td_config, type, default, range and description;
+ * defaults, YAML loading, `--set` overrides, validation, the resolved
+ * config.yaml and docs/config.md (tools/config_doc.c) all come from it, so a
+ * new key is one table line. Checks across keys follow the table's in
+ * td_config_validate. YAML is read with libyaml's document API, whose nodes
+ * carry the line numbers that every error message starts with. */
 #include "tokdrop/config.h"
 
 #include <errno.h>
@@ -21,6 +23,9 @@
 
 typedef enum { KEY_STR, KEY_INT, KEY_U64, KEY_DOUBLE, KEY_BOOL, KEY_ENUM, KEY_TOKENS } key_type;
 
+/* One configuration key: where it lives, its default, its range and what it
+ * means. Loading, --set, validation, td_config_to_yaml and docs/config.md
+ * (through td_config_key_doc) all read this table. */
 typedef struct {
     const char *section;
     const char *name;
@@ -29,6 +34,11 @@ typedef struct {
     size_t size;                /* KEY_STR: bytes of the buffer, NUL included */
     const char *const *choices; /* KEY_ENUM: names indexed by value, NULL-terminated */
     size_t count_offset;        /* KEY_TOKENS: the int holding the list length */
+    const char *def;            /* the default, written as after --set key= */
+    int64_t min, max;           /* KEY_INT: the allowed range, both ends included */
+    double lo, hi;              /* KEY_DOUBLE: the allowed range, ends open when flagged */
+    bool lo_open, hi_open;
+    const char *doc;            /* one line for docs/config.md */
 } key_spec;
 
 /* Enum fields are read and written as int through memcpy. */
@@ -47,69 +57,147 @@ static const char *const optim_names[] = {"lamb", "adamw", NULL};
 static const char *const precision_names[] = {"fp32", "bf16", "auto", NULL};
 
 #define OFF(field) offsetof(td_config, field)
-#define K_STR(sec, name, field) {sec, name, KEY_STR, OFF(field), sizeof(((td_config *)0)->field), NULL, 0}
-#define K_INT(sec, name, field) {sec, name, KEY_INT, OFF(field), 0, NULL, 0}
-#define K_U64(sec, name, field) {sec, name, KEY_U64, OFF(field), 0, NULL, 0}
-#define K_DBL(sec, name, field) {sec, name, KEY_DOUBLE, OFF(field), 0, NULL, 0}
-#define K_BOOL(sec, name, field) {sec, name, KEY_BOOL, OFF(field), 0, NULL, 0}
-#define K_ENUM(sec, name, field, names) {sec, name, KEY_ENUM, OFF(field), 0, names, 0}
-#define K_TOKENS(sec, name, field, count) {sec, name, KEY_TOKENS, OFF(field), 0, NULL, OFF(count)}
+#define K_STR(sec, nm, field, dflt, text) \
+    {.section = sec, .name = nm, .type = KEY_STR, .offset = OFF(field), \
+     .size = sizeof(((td_config *)0)->field), .def = dflt, .doc = text}
+#define K_INT(sec, nm, field, dflt, lo_, hi_, text) \
+    {.section = sec, .name = nm, .type = KEY_INT, .offset = OFF(field), .def = dflt, .min = lo_, .max = hi_, \
+     .doc = text}
+#define K_U64(sec, nm, field, dflt, text) \
+    {.section = sec, .name = nm, .type = KEY_U64, .offset = OFF(field), .def = dflt, .doc = text}
+#define K_DBL(sec, nm, field, dflt, range, text) \
+    {.section = sec, .name = nm, .type = KEY_DOUBLE, .offset = OFF(field), .def = dflt, range, .doc = text}
+#define K_BOOL(sec, nm, field, dflt, text) \
+    {.section = sec, .name = nm, .type = KEY_BOOL, .offset = OFF(field), .def = dflt, .doc = text}
+#define K_ENUM(sec, nm, field, names, dflt, text) \
+    {.section = sec, .name = nm, .type = KEY_ENUM, .offset = OFF(field), .choices = names, .def = dflt, \
+     .doc = text}
+#define K_TOKENS(sec, nm, field, count, dflt, text) \
+    {.section = sec, .name = nm, .type = KEY_TOKENS, .offset = OFF(field), .count_offset = OFF(count), \
+     .def = dflt, .doc = text}
 
-/* In the order of SPEC section 8, which is also the order of td_config_to_yaml. */
+/* Ranges of the number keys. */
+#define ANY_FINITE .lo = -INFINITY, .hi = INFINITY
+#define POSITIVE .lo = 0, .lo_open = true, .hi = INFINITY
+#define NON_NEGATIVE .lo = 0, .hi = INFINITY
+#define FRACTION .lo = 0, .hi = 1, .hi_open = true /* probabilities and decays */
+
+/* Upper bounds of the sizes: far beyond any BERT (BERT-large is hidden 1024,
+ * 24 layers, 16 heads, intermediate 4096), low enough that every product of
+ * them fits int64; whether the model fits in memory is checked afterwards
+ * from their products (td_config_validate, td_config_check_memory). */
+#define NO_MAX INT64_MAX
+#define MAX_VOCAB ((int64_t)1 << 24)
+#define MAX_WIDTH ((int64_t)1 << 16)  /* hidden, positions, sequence length */
+#define MAX_FFN ((int64_t)1 << 18)    /* intermediate */
+#define MAX_COUNT ((int64_t)1 << 10)  /* layers, heads, type vocabulary */
+#define MAX_BATCH ((int64_t)1 << 16)  /* micro_batch, accumulation */
+#define MAX_THREADS ((int64_t)1 << 12)
+
+/* keep and first_layer have no upper bound of their own: with dropping on,
+ * td_config_validate holds them to data.seq_len and model.layers - 2, which
+ * also bound what 0 and -1 resolve to.
+ *
+ * In the order of the resolved config.yaml (td_config_to_yaml) and of docs/config.md. */
 static const key_spec keys[] = {
-    K_STR("model", "vocab", model.vocab),
-    K_INT("model", "vocab_size", model.vocab_size),
-    K_INT("model", "hidden", model.hidden),
-    K_INT("model", "layers", model.layers),
-    K_INT("model", "heads", model.heads),
-    K_INT("model", "intermediate", model.intermediate),
-    K_INT("model", "max_position", model.max_position),
-    K_INT("model", "type_vocab", model.type_vocab),
-    K_ENUM("model", "hidden_act", model.hidden_act, act_names),
-    K_DBL("model", "hidden_dropout", model.hidden_dropout),
-    K_DBL("model", "attention_dropout", model.attention_dropout),
-    K_DBL("model", "initializer_range", model.initializer_range),
-    K_STR("model", "init", model.init),
-    K_BOOL("token_drop", "enabled", token_drop.enabled),
-    K_INT("token_drop", "keep", token_drop.keep),
-    K_INT("token_drop", "first_layer", token_drop.first_layer),
-    K_ENUM("token_drop", "importance", token_drop.importance, importance_names),
-    K_DBL("token_drop", "loss_init", token_drop.loss_init),
-    K_DBL("token_drop", "loss_beta", token_drop.loss_beta),
-    K_TOKENS("token_drop", "allow", token_drop.allow, token_drop.n_allow),
-    K_TOKENS("token_drop", "deny", token_drop.deny, token_drop.n_deny),
-    K_ENUM("token_drop", "schedule", token_drop.schedule, schedule_names),
-    K_INT("token_drop", "ramp_steps", token_drop.ramp_steps),
-    K_INT("token_drop", "full_every", token_drop.full_every),
-    K_INT("token_drop", "full_last_steps", token_drop.full_last_steps),
-    K_STR("data", "train", data.train),
-    K_STR("data", "eval", data.eval),
-    K_INT("data", "seq_len", data.seq_len),
-    K_INT("data", "max_pred", data.max_pred),
-    K_ENUM("data", "masking", data.masking, masking_names),
-    K_INT("data", "memory_mb", data.memory_mb),
-    K_INT("train", "steps", train.steps),
-    K_INT("train", "micro_batch", train.micro_batch),
-    K_INT("train", "accumulation", train.accumulation),
-    K_U64("train", "seed", train.seed),
-    K_INT("train", "threads", train.threads),
-    K_ENUM("train", "precision", train.precision, precision_names),
-    K_ENUM("optimizer", "name", optimizer.name, optim_names),
-    K_DBL("optimizer", "lr", optimizer.lr),
-    K_DBL("optimizer", "end_lr", optimizer.end_lr),
-    K_INT("optimizer", "warmup_steps", optimizer.warmup_steps),
-    K_DBL("optimizer", "power", optimizer.power),
-    K_DBL("optimizer", "beta1", optimizer.beta1),
-    K_DBL("optimizer", "beta2", optimizer.beta2),
-    K_DBL("optimizer", "eps", optimizer.eps),
-    K_DBL("optimizer", "weight_decay", optimizer.weight_decay),
-    K_DBL("optimizer", "max_grad_norm", optimizer.max_grad_norm),
-    K_STR("run", "dir", run.dir),
-    K_INT("run", "log_every", run.log_every),
-    K_INT("run", "eval_every", run.eval_every),
-    K_INT("run", "eval_batches", run.eval_batches),
-    K_INT("run", "checkpoint_every", run.checkpoint_every),
-    K_INT("run", "keep_checkpoints", run.keep_checkpoints),
+    K_STR("model", "vocab", model.vocab, "",
+          "vocab.txt, one token a line; needed to resolve `allow`/`deny` strings and to export"),
+    K_INT("model", "vocab_size", model.vocab_size, "30522", 1, MAX_VOCAB,
+          "rows of the word embedding; must match `model.vocab` when both are given"),
+    K_INT("model", "hidden", model.hidden, "768", 1, MAX_WIDTH, "hidden size; a multiple of `model.heads`"),
+    K_INT("model", "layers", model.layers, "12", 1, MAX_COUNT,
+          "encoder layers (at least 2 with `token_drop.enabled`)"),
+    K_INT("model", "heads", model.heads, "12", 1, MAX_COUNT, "attention heads; must divide `model.hidden`"),
+    K_INT("model", "intermediate", model.intermediate, "3072", 1, MAX_FFN, "feed-forward size"),
+    K_INT("model", "max_position", model.max_position, "512", 1, MAX_WIDTH,
+          "rows of the position embedding: the longest `data.seq_len` the model takes"),
+    K_INT("model", "type_vocab", model.type_vocab, "2", 1, MAX_COUNT,
+          "rows of the token type (segment) embedding"),
+    K_ENUM("model", "hidden_act", model.hidden_act, act_names, "gelu",
+           "feed-forward activation: `gelu` (erf) or `gelu_tanh` (tanh approximation)"),
+    K_DBL("model", "hidden_dropout", model.hidden_dropout, "0.1", FRACTION,
+          "dropout probability of the embeddings, attention output and feed-forward output"),
+    K_DBL("model", "attention_dropout", model.attention_dropout, "0.1", FRACTION,
+          "dropout probability of the attention probabilities"),
+    K_DBL("model", "initializer_range", model.initializer_range, "0.02", POSITIVE,
+          "standard deviation of the random initial weights"),
+    K_STR("model", "init", model.init, "",
+          "weights to start from: a safetensors file in Hugging Face names or a tokdrop checkpoint; "
+          "`\"\"` = random init"),
+    K_BOOL("token_drop", "enabled", token_drop.enabled, "false",
+           "token dropping: the middle layers see only the `keep` most important tokens"),
+    K_INT("token_drop", "keep", token_drop.keep, "0", 0, NO_MAX,
+          "tokens kept per sequence, at most `data.seq_len`; 0 = `data.seq_len / 2`"),
+    K_INT("token_drop", "first_layer", token_drop.first_layer, "-1", -1, NO_MAX,
+          "first layer that sees only the kept tokens, at most `model.layers - 2`; -1 = `model.layers / 2 - 1`"),
+    K_ENUM("token_drop", "importance", token_drop.importance, importance_names, "loss",
+           "which tokens are kept: `loss` (running masked-LM loss of each token), `frequency` (rare ones) "
+           "or `random`"),
+    K_DBL("token_drop", "loss_init", token_drop.loss_init, "10.0", ANY_FINITE,
+          "`importance: loss`: the starting importance of every token"),
+    K_DBL("token_drop", "loss_beta", token_drop.loss_beta, "0.995", FRACTION,
+          "`importance: loss`: decay of the running average of each token's loss"),
+    K_TOKENS("token_drop", "allow", token_drop.allow, token_drop.n_allow,
+             "[\"[UNK]\", \"[CLS]\", \"[SEP]\", \"[MASK]\"]",
+             "tokens always kept: strings (looked up in `model.vocab`) or integer ids"),
+    K_TOKENS("token_drop", "deny", token_drop.deny, token_drop.n_deny, "[\"[PAD]\"]",
+             "tokens dropped first: strings (looked up in `model.vocab`) or integer ids"),
+    K_ENUM("token_drop", "schedule", token_drop.schedule, schedule_names, "constant",
+           "how many tokens a step keeps: `constant` (`keep`), `ramp` (from `keep` to all) or `interleave` "
+           "(some steps full)"),
+    K_INT("token_drop", "ramp_steps", token_drop.ramp_steps, "0", 0, NO_MAX,
+          "`schedule: ramp` (and only then, >= 1): the kept count grows linearly from `keep` to "
+          "`data.seq_len` over these steps"),
+    K_INT("token_drop", "full_every", token_drop.full_every, "0", 0, NO_MAX,
+          "`schedule: interleave` (and only then, >= 2): every N-th step runs full sequences"),
+    K_INT("token_drop", "full_last_steps", token_drop.full_last_steps, "0", 0, NO_MAX,
+          "any schedule: the last N steps run full sequences; at most `train.steps`"),
+    K_STR("data", "train", data.train, "data/train/*.h5", "glob of the training shards (HDF5)"),
+    K_STR("data", "eval", data.eval, "", "glob of the held-out shards; `\"\"` = no evaluation"),
+    K_INT("data", "seq_len", data.seq_len, "128", 2, MAX_WIDTH,
+          "positions per sequence, as in the shards; at most `model.max_position`"),
+    K_INT("data", "max_pred", data.max_pred, "20", 1, MAX_WIDTH,
+          "masked predictions per sequence, as in the shards; at most `data.seq_len`"),
+    K_ENUM("data", "masking", data.masking, masking_names, "static",
+           "`static` (the masks stored in the shards) or `dynamic` (15% drawn anew at read time from the seed, "
+           "80/10/10)"),
+    K_INT("data", "memory_mb", data.memory_mb, "0", 0, (int64_t)1 << 30,
+          "MiB per rank for the window of streamed shards; 0 = a default sized for the node"),
+    K_INT("train", "steps", train.steps, "1000", 1, NO_MAX, "optimizer steps of the run"),
+    K_INT("train", "micro_batch", train.micro_batch, "32", 1, MAX_BATCH, "sequences per rank per micro-step"),
+    K_INT("train", "accumulation", train.accumulation, "1", 1, MAX_BATCH, "micro-steps per optimizer step"),
+    K_U64("train", "seed", train.seed, "12345",
+          "seed of every random choice: initial weights, shuffling, masking, dropout"),
+    K_INT("train", "threads", train.threads, "0", 0, MAX_THREADS,
+          "threads per rank; 0 = the cores the rank may use (its CPU binding, else cores / ranks on the node)"),
+    K_ENUM("train", "precision", train.precision, precision_names, "fp32",
+           "matrix products in `fp32`, `bf16` (parameters stay fp32), or `auto` (bf16 where the CPU has bf16 "
+           "instructions)"),
+    K_ENUM("optimizer", "name", optimizer.name, optim_names, "lamb", "`lamb` or `adamw`"),
+    K_DBL("optimizer", "lr", optimizer.lr, "0.001", POSITIVE, "peak learning rate, reached at the end of warmup"),
+    K_DBL("optimizer", "end_lr", optimizer.end_lr, "0.0", NON_NEGATIVE, "learning rate at the last step"),
+    K_INT("optimizer", "warmup_steps", optimizer.warmup_steps, "100", 0, NO_MAX,
+          "steps of linear warmup from 0 to `lr`"),
+    K_DBL("optimizer", "power", optimizer.power, "1.0", POSITIVE,
+          "exponent of the polynomial decay from `lr` to `end_lr` after warmup (1 = linear)"),
+    K_DBL("optimizer", "beta1", optimizer.beta1, "0.9", FRACTION, "decay of the first moment"),
+    K_DBL("optimizer", "beta2", optimizer.beta2, "0.999", FRACTION, "decay of the second moment"),
+    K_DBL("optimizer", "eps", optimizer.eps, "1.0e-6", POSITIVE, "added to the root of the second moment"),
+    K_DBL("optimizer", "weight_decay", optimizer.weight_decay, "0.01", NON_NEGATIVE,
+          "decoupled weight decay (not on biases and LayerNorm weights)"),
+    K_DBL("optimizer", "max_grad_norm", optimizer.max_grad_norm, "1.0", POSITIVE,
+          "the global gradient norm is clipped to this"),
+    K_STR("run", "dir", run.dir, "runs/default",
+          "run directory: the resolved config.yaml, metrics.jsonl, eval.jsonl and checkpoints/"),
+    K_INT("run", "log_every", run.log_every, "10", 1, NO_MAX, "steps between progress lines and metrics.jsonl rows"),
+    K_INT("run", "eval_every", run.eval_every, "0", 0, NO_MAX,
+          "steps between evaluations on `data.eval`; 0 = only at the end"),
+    K_INT("run", "eval_batches", run.eval_batches, "20", 1, (int64_t)1 << 30,
+          "an evaluation reads `eval_batches x train.micro_batch` sequences of `data.eval`"),
+    K_INT("run", "checkpoint_every", run.checkpoint_every, "500", 0, NO_MAX,
+          "steps between checkpoints; 0 = only at the end"),
+    K_INT("run", "keep_checkpoints", run.keep_checkpoints, "3", 1, 1000000,
+          "the newest checkpoints kept in `run.dir/checkpoints`; older ones are deleted"),
 };
 #define N_KEYS ((int)(sizeof(keys) / sizeof(keys[0])))
 
@@ -143,7 +231,7 @@ const char *td_drop_schedule_str(td_drop_schedule schedule) { return enum_name(s
 const char *td_masking_str(td_masking masking) { return enum_name(masking_names, (int)masking); }
 const char *td_optim_kind_str(td_optim_kind kind) { return enum_name(optim_names, (int)kind); }
 
-/* ---- defaults and resolution --------------------------------------------- */
+/* ---- resolution ---------------------------------------------------------- */
 
 static void set_text(char *dst, size_t size, const char *src)
 {
@@ -152,75 +240,6 @@ static void set_text(char *dst, size_t size, const char *src)
     size_t n = strlen(src);
     TD_ASSERT(n < size);
     memcpy(dst, src, n);
-}
-
-void td_config_defaults(td_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    td_model_config *m = &cfg->model;
-    m->vocab_size = 30522;
-    m->hidden = 768;
-    m->layers = 12;
-    m->heads = 12;
-    m->intermediate = 3072;
-    m->max_position = 512;
-    m->type_vocab = 2;
-    m->hidden_act = TD_ACT_GELU;
-    m->hidden_dropout = 0.1;
-    m->attention_dropout = 0.1;
-    m->initializer_range = 0.02;
-
-    td_drop_config *d = &cfg->token_drop;
-    d->enabled = false;
-    d->keep = 0;
-    d->first_layer = -1;
-    d->importance = TD_IMPORTANCE_LOSS;
-    d->loss_init = 10.0;
-    d->loss_beta = 0.995;
-    static const char *const allow[] = {"[UNK]", "[CLS]", "[SEP]", "[MASK]"};
-    for (int i = 0; i < 4; i++) {
-        set_text(d->allow[i].text, sizeof(d->allow[i].text), allow[i]);
-        d->allow[i].id = -1;
-    }
-    d->n_allow = 4;
-    set_text(d->deny[0].text, sizeof(d->deny[0].text), "[PAD]");
-    d->deny[0].id = -1;
-    d->n_deny = 1;
-    d->schedule = TD_SCHEDULE_CONSTANT;
-    d->ramp_steps = 0;
-    d->full_every = 0;
-    d->full_last_steps = 0;
-
-    set_text(cfg->data.train, sizeof(cfg->data.train), "data/train/*.h5");
-    cfg->data.seq_len = 128;
-    cfg->data.max_pred = 20;
-    cfg->data.masking = TD_MASKING_STATIC;
-
-    cfg->train.steps = 1000;
-    cfg->train.micro_batch = 32;
-    cfg->train.accumulation = 1;
-    cfg->train.seed = 12345;
-    cfg->train.threads = 0;
-    cfg->train.precision = TD_PRECISION_FP32;
-
-    td_optim_config *o = &cfg->optimizer;
-    o->name = TD_OPTIM_LAMB;
-    o->lr = 0.001;
-    o->end_lr = 0.0;
-    o->warmup_steps = 100;
-    o->power = 1.0;
-    o->beta1 = 0.9;
-    o->beta2 = 0.999;
-    o->eps = 1.0e-6;
-    o->weight_decay = 0.01;
-    o->max_grad_norm = 1.0;
-
-    set_text(cfg->run.dir, sizeof(cfg->run.dir), "runs/default");
-    cfg->run.log_every = 10;
-    cfg->run.eval_every = 0;
-    cfg->run.eval_batches = 20;
-    cfg->run.checkpoint_every = 500;
-    cfg->run.keep_checkpoints = 3;
 }
 
 void td_config_resolve(td_config *cfg)
@@ -590,6 +609,8 @@ static td_status apply_token_sequence(td_config *cfg, const key_spec *key, yaml_
     return TD_OK;
 }
 
+static td_status check_key(const td_config *cfg, const key_spec *key, td_error *err);
+
 static td_status apply_scalar(td_config *cfg, const key_spec *key, const yaml_node_t *node, const source *src)
 {
     if (!node || node->type != YAML_SCALAR_NODE) return fail_type(src, key, node);
@@ -645,6 +666,9 @@ static td_status apply_scalar(td_config *cfg, const key_spec *key, const yaml_no
         return fail_line(src, line_of(node), "%s.%s: the number '%.60s' is out of range", key->section,
                          key->name, text);
     if (r != NUM_OK) return fail_type(src, key, node);
+    /* The key's own range, here where the line is known (validation checks it again). */
+    td_error range_err;
+    if (check_key(cfg, key, &range_err) != TD_OK) return fail_line(src, line_of(node), "%s", range_err.msg);
     return TD_OK;
 }
 
@@ -981,12 +1005,79 @@ td_status td_config_set(td_config *cfg, const char *assignment, td_error *err)
     return st;
 }
 
+/* ---- defaults ------------------------------------------------------------ */
+
+void td_config_defaults(td_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    td_error err = {0};
+    source src = {NULL, "(default)", &err};
+    for (int i = 0; i < N_KEYS; i++) {
+        /* A default the table cannot parse is a bug in the table. */
+        td_status st = apply_override(cfg, &keys[i], keys[i].def, &src);
+        if (st != TD_OK) td_assert_fail(__FILE__, __LINE__, err.msg);
+    }
+}
+
 /* ---- validation ---------------------------------------------------------- */
 
-static td_status need_at_least(td_error *err, const char *key, int64_t v, int64_t lo)
+/* A number key's range as messages and docs/config.md write it: "[1, 1024]",
+ * ">= 0", "> 0", "[0, 1)"; "any finite number" when there is no bound. */
+static void range_text(char *out, size_t size, const key_spec *key)
 {
-    if (v >= lo) return TD_OK;
-    return td_error_set(err, TD_ERR_CONFIG, "%s = %" PRId64 ": must be >= %" PRId64, key, v, lo);
+    if (key->type == KEY_INT) {
+        if (key->max == NO_MAX)
+            snprintf(out, size, ">= %" PRId64, key->min);
+        else
+            snprintf(out, size, "[%" PRId64 ", %" PRId64 "]", key->min, key->max);
+    } else if (key->type == KEY_DOUBLE) {
+        if (isinf(key->lo) && isinf(key->hi))
+            snprintf(out, size, "any finite number");
+        else if (isinf(key->hi))
+            snprintf(out, size, "%s %g", key->lo_open ? ">" : ">=", key->lo);
+        else
+            snprintf(out, size, "%c%g, %g%c", key->lo_open ? '(' : '[', key->lo, key->hi, key->hi_open ? ')' : ']');
+    } else {
+        out[0] = '\0';
+    }
+}
+
+/* "must be >= 1" or "must lie in [1, 1024]". */
+static const char *range_verb(const char *range) { return range[0] == '[' || range[0] == '(' ? "lie in" : "be"; }
+
+/* Each key against its own range in the table; NaN fails every check. */
+static td_status check_key(const td_config *cfg, const key_spec *key, td_error *err)
+{
+    char range[96];
+    range_text(range, sizeof(range), key);
+    if (key->type == KEY_INT) {
+        int64_t v;
+        memcpy(&v, const_field_of(cfg, key), sizeof(v));
+        if (v >= key->min && v <= key->max) return TD_OK;
+        return td_error_set(err, TD_ERR_CONFIG, "%s.%s = %" PRId64 ": must %s %s", key->section, key->name, v,
+                            range_verb(range), range);
+    }
+    if (key->type == KEY_DOUBLE) {
+        double v;
+        memcpy(&v, const_field_of(cfg, key), sizeof(v));
+        char text[64];
+        format_double(text, sizeof(text), v);
+        if (!isfinite(v))
+            return td_error_set(err, TD_ERR_CONFIG, "%s.%s = %s: must be a finite number", key->section,
+                                key->name, text);
+        bool above = key->lo_open ? v > key->lo : v >= key->lo;
+        bool below = key->hi_open ? v < key->hi : v <= key->hi;
+        if (above && below) return TD_OK;
+        return td_error_set(err, TD_ERR_CONFIG, "%s.%s = %s: must %s %s", key->section, key->name, text,
+                            range_verb(range), range);
+    }
+    if (key->type == KEY_ENUM) {
+        int v;
+        memcpy(&v, const_field_of(cfg, key), sizeof(v));
+        if (v < 0 || v >= enum_count(key->choices))
+            return td_error_set(err, TD_ERR_CONFIG, "%s.%s = %d: not a valid choice", key->section, key->name, v);
+    }
+    return TD_OK;
 }
 
 static td_status need_within(td_error *err, const char *key, int64_t v, int64_t lo, int64_t hi, const char *why)
@@ -994,31 +1085,6 @@ static td_status need_within(td_error *err, const char *key, int64_t v, int64_t 
     if (v >= lo && v <= hi) return TD_OK;
     return td_error_set(err, TD_ERR_CONFIG, "%s = %" PRId64 ": must lie in [%" PRId64 ", %" PRId64 "] (%s)", key, v,
                         lo, hi, why);
-}
-
-/* Written so that NaN fails every check. */
-static td_status need_positive(td_error *err, const char *key, double v)
-{
-    if (v > 0) return TD_OK;
-    char text[64];
-    format_double(text, sizeof(text), v);
-    return td_error_set(err, TD_ERR_CONFIG, "%s = %s: must be > 0", key, text);
-}
-
-static td_status need_non_negative(td_error *err, const char *key, double v)
-{
-    if (v >= 0) return TD_OK;
-    char text[64];
-    format_double(text, sizeof(text), v);
-    return td_error_set(err, TD_ERR_CONFIG, "%s = %s: must be >= 0", key, text);
-}
-
-static td_status need_fraction(td_error *err, const char *key, double v)
-{
-    if (v >= 0 && v < 1) return TD_OK;
-    char text[64];
-    format_double(text, sizeof(text), v);
-    return td_error_set(err, TD_ERR_CONFIG, "%s = %s: must lie in [0, 1)", key, text);
 }
 
 static td_status check_token_ids(td_error *err, const char *key, const td_token_ref *list, int n, int64_t vocab_size)
@@ -1044,8 +1110,6 @@ static td_status check_token_ids(td_error *err, const char *key, const td_token_
  * would silently do nothing is more likely a mistake than a wish. */
 static td_status check_schedule(td_error *err, const td_drop_config *td, int64_t steps)
 {
-    CHECK(need_at_least(err, "token_drop.ramp_steps", td->ramp_steps, 0));
-    CHECK(need_at_least(err, "token_drop.full_every", td->full_every, 0));
     CHECK(need_within(err, "token_drop.full_last_steps", td->full_last_steps, 0, steps, "train.steps"));
     if (td->schedule == TD_SCHEDULE_RAMP && td->ramp_steps < 1)
         return td_error_set(err, TD_ERR_CONFIG, "token_drop.ramp_steps = %" PRId64 ": must be >= 1 with schedule: ramp",
@@ -1066,50 +1130,59 @@ static td_status check_schedule(td_error *err, const td_drop_config *td, int64_t
     return TD_OK;
 }
 
+td_memory_estimate td_config_estimate_memory(const td_config *cfg)
+{
+    /* Doubles: within the table's ranges the products can pass 2^63. */
+    const td_model_config *m = &cfg->model;
+    const double V = (double)m->vocab_size, H = (double)m->hidden, L = (double)m->layers;
+    const double A = (double)m->heads, I = (double)m->intermediate, P = (double)m->max_position;
+    const double B = (double)cfg->train.micro_batch, T = (double)cfg->data.seq_len;
+    const double N = B * T, R = B * (double)cfg->data.max_pred, att = B * A * T * T;
+    td_memory_estimate e;
+    /* The tensors of SPEC section 1 (the decoder is tied to the word embedding). */
+    e.n_params = (V + P + (double)m->type_vocab + 2) * H + L * (4 * H * H + 2 * H * I + 9 * H + I) +
+                 2 * (H * H + H) + 2 * H + V + 2 * H + 2;
+    /* Parameters, gradients and the optimizer's two moments, in fp32. */
+    e.param_bytes = 16 * e.n_params;
+    /* What td_model_init's arena holds for a micro-batch: per layer the
+     * forward's rows and attention probabilities (twice with attention
+     * dropout), then the backward's scratch and the MLM head's logits. */
+    double per_layer = 8 * N * H + 2 * N * I + 4 * N + att * (m->attention_dropout > 0 ? 2 : 1);
+    e.act_bytes = 4 * (L * per_layer + 15 * N * H + 2 * N * I + att + 2 * R * V + 8 * R * H);
+    return e;
+}
+
+td_status td_config_check_memory(const td_config *cfg, double available_bytes, const char *where, td_error *err)
+{
+    td_memory_estimate e = td_config_estimate_memory(cfg);
+    double need = e.param_bytes + e.act_bytes;
+    if (need <= available_bytes) return TD_OK;
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    /* Name the keys behind the larger part. */
+    const char *lower = e.param_bytes >= e.act_bytes
+                            ? "lower model.hidden, model.layers, model.intermediate or model.vocab_size"
+                            : "lower train.micro_batch, data.seq_len or model.layers";
+    return td_error_set(err, TD_ERR_CONFIG,
+                        "the model needs at least %.4g GiB per rank, more than %s (%.4g GiB): %.4g parameters "
+                        "take %.4g GiB with gradients and optimizer moments, the activations of "
+                        "train.micro_batch %" PRId64 " x data.seq_len %" PRId64 " take %.4g GiB; %s",
+                        need / gib, where, available_bytes / gib, e.n_params, e.param_bytes / gib,
+                        cfg->train.micro_batch, cfg->data.seq_len, e.act_bytes / gib, lower);
+}
+
 td_status td_config_validate(const td_config *cfg, td_error *err)
 {
-    /* Table-wide checks first: a NaN or an out-of-range enum would make the
-     * specific messages below misleading. */
-    for (int i = 0; i < N_KEYS; i++) {
-        const key_spec *key = &keys[i];
-        if (key->type == KEY_DOUBLE) {
-            double v;
-            memcpy(&v, const_field_of(cfg, key), sizeof(v));
-            if (!isfinite(v)) {
-                char text[64];
-                format_double(text, sizeof(text), v);
-                return td_error_set(err, TD_ERR_CONFIG, "%s.%s = %s: must be a finite number", key->section,
-                                    key->name, text);
-            }
-        } else if (key->type == KEY_ENUM) {
-            int v;
-            memcpy(&v, const_field_of(cfg, key), sizeof(v));
-            if (v < 0 || v >= enum_count(key->choices))
-                return td_error_set(err, TD_ERR_CONFIG, "%s.%s = %d: not a valid choice", key->section, key->name, v);
-        }
-    }
+    for (int i = 0; i < N_KEYS; i++) CHECK(check_key(cfg, &keys[i], err));
 
+    /* What the table cannot say: ranges that depend on other keys. */
     const td_model_config *m = &cfg->model;
-    CHECK(need_at_least(err, "model.vocab_size", m->vocab_size, 1));
-    CHECK(need_at_least(err, "model.hidden", m->hidden, 1));
-    CHECK(need_at_least(err, "model.layers", m->layers, 1));
-    CHECK(need_at_least(err, "model.heads", m->heads, 1));
     if (m->hidden % m->heads != 0)
         return td_error_set(err, TD_ERR_CONFIG,
                             "model.heads = %" PRId64 ": must divide model.hidden = %" PRId64 " (head size)", m->heads,
                             m->hidden);
-    CHECK(need_at_least(err, "model.intermediate", m->intermediate, 1));
-    CHECK(need_at_least(err, "model.max_position", m->max_position, 1));
-    CHECK(need_at_least(err, "model.type_vocab", m->type_vocab, 1));
-    CHECK(need_fraction(err, "model.hidden_dropout", m->hidden_dropout));
-    CHECK(need_fraction(err, "model.attention_dropout", m->attention_dropout));
-    CHECK(need_positive(err, "model.initializer_range", m->initializer_range));
-
     const td_data_config *d = &cfg->data;
-    CHECK(need_at_least(err, "data.seq_len", d->seq_len, 2));
     CHECK(need_within(err, "data.seq_len", d->seq_len, 2, m->max_position, "model.max_position"));
     CHECK(need_within(err, "data.max_pred", d->max_pred, 1, d->seq_len, "data.seq_len"));
-    CHECK(need_within(err, "data.memory_mb", d->memory_mb, 0, (int64_t)1 << 30, "MiB; 0 = sized for the node"));
 
     const td_drop_config *td = &cfg->token_drop;
     if (td->enabled) {
@@ -1118,37 +1191,14 @@ td_status td_config_validate(const td_config *cfg, td_error *err)
                                 "model.layers = %" PRId64 ": must be >= 2 when token_drop.enabled", m->layers);
         CHECK(need_within(err, "token_drop.keep", td->keep, 1, d->seq_len, "data.seq_len"));
         CHECK(need_within(err, "token_drop.first_layer", td->first_layer, 0, m->layers - 2, "layers - 2"));
-        CHECK(need_fraction(err, "token_drop.loss_beta", td->loss_beta));
         CHECK(check_schedule(err, td, cfg->train.steps));
     }
     CHECK(check_token_ids(err, "token_drop.allow", td->allow, td->n_allow, m->vocab_size));
     CHECK(check_token_ids(err, "token_drop.deny", td->deny, td->n_deny, m->vocab_size));
 
-    const td_train_config *t = &cfg->train;
-    CHECK(need_at_least(err, "train.steps", t->steps, 1));
-    CHECK(need_at_least(err, "train.micro_batch", t->micro_batch, 1));
-    CHECK(need_at_least(err, "train.accumulation", t->accumulation, 1));
-    CHECK(need_at_least(err, "train.threads", t->threads, 0));
-
-    const td_optim_config *o = &cfg->optimizer;
-    CHECK(need_positive(err, "optimizer.lr", o->lr));
-    CHECK(need_non_negative(err, "optimizer.end_lr", o->end_lr));
-    CHECK(need_at_least(err, "optimizer.warmup_steps", o->warmup_steps, 0));
-    CHECK(need_positive(err, "optimizer.power", o->power));
-    CHECK(need_fraction(err, "optimizer.beta1", o->beta1));
-    CHECK(need_fraction(err, "optimizer.beta2", o->beta2));
-    CHECK(need_positive(err, "optimizer.eps", o->eps));
-    CHECK(need_non_negative(err, "optimizer.weight_decay", o->weight_decay));
-    /* Clipping to norm 0 would zero every gradient. */
-    CHECK(need_positive(err, "optimizer.max_grad_norm", o->max_grad_norm));
-
-    const td_run_config *r = &cfg->run;
-    CHECK(need_at_least(err, "run.log_every", r->log_every, 1));
-    CHECK(need_at_least(err, "run.eval_every", r->eval_every, 0));
-    CHECK(need_at_least(err, "run.eval_batches", r->eval_batches, 1));
-    CHECK(need_at_least(err, "run.checkpoint_every", r->checkpoint_every, 0));
-    CHECK(need_at_least(err, "run.keep_checkpoints", r->keep_checkpoints, 1));
-    return TD_OK;
+    /* Sizes each within range can still multiply past what any node holds
+     * (or int64): refuse them here rather than fail to allocate. */
+    return td_config_check_memory(cfg, TD_CONFIG_MAX_RANK_BYTES, "any node has", err);
 }
 
 /* ---- printing ------------------------------------------------------------ */
@@ -1266,4 +1316,60 @@ char *td_config_to_yaml(const td_config *cfg)
         buf_printf(&b, "\n");
     }
     return b.data;
+}
+
+/* ---- the reference documentation ----------------------------------------- */
+
+int td_config_n_keys(void) { return N_KEYS; }
+
+void td_config_describe_key(int i, td_config_key_doc *doc)
+{
+    TD_ASSERT(i >= 0 && i < N_KEYS);
+    const key_spec *key = &keys[i];
+    memset(doc, 0, sizeof(*doc));
+    snprintf(doc->name, sizeof(doc->name), "%s.%s", key->section, key->name);
+    doc->description = key->doc;
+
+    td_config defaults;
+    td_config_defaults(&defaults);
+    text_buf b = {NULL, 0, 0};
+    print_value(&b, &defaults, key);
+    snprintf(doc->default_text, sizeof(doc->default_text), "%s", b.data);
+    free(b.data);
+
+    switch (key->type) {
+    case KEY_STR:
+        doc->type = "string";
+        snprintf(doc->range, sizeof(doc->range), "up to %zu bytes", key->size - 1);
+        break;
+    case KEY_INT:
+        doc->type = "integer";
+        range_text(doc->range, sizeof(doc->range), key);
+        break;
+    case KEY_U64:
+        doc->type = "integer";
+        snprintf(doc->range, sizeof(doc->range), "[0, 2^64 - 1]");
+        break;
+    case KEY_DOUBLE:
+        doc->type = "number";
+        range_text(doc->range, sizeof(doc->range), key);
+        break;
+    case KEY_BOOL:
+        doc->type = "boolean";
+        snprintf(doc->range, sizeof(doc->range), "true, false");
+        break;
+    case KEY_ENUM: {
+        doc->type = "choice";
+        size_t len = 0;
+        for (int c = 0; key->choices[c] && len < sizeof(doc->range); c++)
+            len += (size_t)snprintf(doc->range + len, sizeof(doc->range) - len, "%s%s", c ? ", " : "",
+                                    key->choices[c]);
+        break;
+    }
+    case KEY_TOKENS:
+        doc->type = "token list";
+        snprintf(doc->range, sizeof(doc->range), "up to %d tokens of up to %d bytes, or ids", TD_TOKEN_LIST_MAX,
+                 TD_TOKEN_TEXT_LEN - 1);
+        break;
+    }
 }

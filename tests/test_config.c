@@ -733,7 +733,7 @@ static void test_validate(void **state)
 
     valid_config(&c);
     c.train.micro_batch = 0;
-    validate_fails(&c, "train.micro_batch = 0: must be >= 1");
+    validate_fails(&c, "train.micro_batch = 0: must lie in [1, 65536]");
 
     valid_config(&c);
     c.model.hidden_dropout = 1.0;
@@ -785,6 +785,133 @@ static void test_validate(void **state)
     assert_int_equal(td_config_validate(&c, &err), TD_OK);
 }
 
+/* Sizes no machine can hold are config errors naming the key and its
+ * range, from the file or from --set, never an assertion or a failed
+ * allocation. */
+static void test_size_limits(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *set, *message;
+    } cases[] = {
+        {"model.layers=100000000", "model.layers = 100000000: must lie in [1, 1024]"},
+        {"model.hidden=1000000000", "model.hidden = 1000000000: must lie in [1, 65536]"},
+        {"model.vocab_size=4000000000", "model.vocab_size = 4000000000: must lie in [1, 16777216]"},
+        {"model.intermediate=1000000000", "model.intermediate = 1000000000: must lie in [1, 262144]"},
+        {"model.heads=100000", "model.heads = 100000: must lie in [1, 1024]"},
+        {"model.max_position=100000000", "model.max_position = 100000000: must lie in [1, 65536]"},
+        {"model.type_vocab=100000000", "model.type_vocab = 100000000: must lie in [1, 1024]"},
+        {"data.seq_len=100000000", "data.seq_len = 100000000: must lie in [2, 65536]"},
+        {"data.max_pred=100000000", "data.max_pred = 100000000: must lie in [1, 65536]"},
+        {"train.micro_batch=100000000", "train.micro_batch = 100000000: must lie in [1, 65536]"},
+        {"train.accumulation=100000000", "train.accumulation = 100000000: must lie in [1, 65536]"},
+        {"train.threads=100000000", "train.threads = 100000000: must lie in [0, 4096]"},
+        {"run.keep_checkpoints=100000000", "run.keep_checkpoints = 100000000: must lie in [1, 1000000]"},
+        {"token_drop.keep=-3", "token_drop.keep = -3: must be >= 0"},
+        {"token_drop.first_layer=-2", "token_drop.first_layer = -2: must be >= -1"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        td_config c;
+        td_error err = {0};
+        td_config_defaults(&c);
+        assert_int_equal(td_config_set(&c, cases[i].set, &err), TD_ERR_CONFIG);
+        assert_contains(err.msg, cases[i].set);
+        assert_contains(err.msg, cases[i].message);
+    }
+    /* in a file, with its line; and in a config built in code, by validation */
+    const char *path = write_file(tu_tmpdir("config"), "huge.yaml", "model:\n  hidden: 256\n  layers: 100000000\n");
+    td_config c;
+    td_error err = {0};
+    td_config_defaults(&c);
+    assert_int_equal(td_config_load(&c, path, &err), TD_ERR_CONFIG);
+    assert_contains(err.msg, "huge.yaml:3: model.layers = 100000000: must lie in [1, 1024]");
+    td_config_defaults(&c);
+    c.model.layers = 100000000;
+    td_config_resolve(&c);
+    validate_fails(&c, "model.layers = 100000000: must lie in [1, 1024]");
+    assert_int_equal(td_config_set(&c, "optimizer.lr=-1", &err), TD_ERR_CONFIG);
+    assert_contains(err.msg, "optimizer.lr = -1.0: must be > 0");
+
+    /* Each size within its range, but their products past any node (and
+     * past int64 in bytes): refused with the keys to lower. */
+    td_config_defaults(&c);
+    c.model.hidden = 65536;
+    c.model.heads = 1024;
+    c.model.max_position = 65536;
+    c.data.seq_len = 65536;
+    c.train.micro_batch = 65536;
+    td_config_resolve(&c);
+    validate_fails(&c, "the model needs at least");
+    validate_fails(&c, "any node has");
+    validate_fails(&c, "lower train.micro_batch, data.seq_len or model.layers");
+
+    /* Against a node's memory: BERT-base fits in 64 GiB, not in 1 GiB. */
+    td_config_defaults(&c);
+    td_config_resolve(&c);
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    assert_int_equal(td_config_check_memory(&c, 64 * gib, "this node", &err), TD_OK);
+    assert_int_equal(td_config_check_memory(&c, 1 * gib, "this node has", &err), TD_ERR_CONFIG);
+    assert_contains(err.msg, "more than this node has (1 GiB)");
+    assert_contains(err.msg, "lower train.micro_batch"); /* the activations are the larger part */
+    c.train.micro_batch = 1;
+    assert_int_equal(td_config_check_memory(&c, 1 * gib, "this node has", &err), TD_ERR_CONFIG);
+    assert_contains(err.msg, "lower model.hidden, model.layers");
+    /* BERT-base: 110M parameters (SPEC section 1's tensors) */
+    td_memory_estimate e = td_config_estimate_memory(&c);
+    assert_true(e.n_params > 109e6 && e.n_params < 111e6);
+}
+
+/* The key table as docs/config.md shows it: every key named once, typed,
+ * with a default that loads back and a description. */
+static void test_key_docs(void **state)
+{
+    (void)state;
+    int n = td_config_n_keys();
+    assert_true(n > 50);
+    char yaml[16384] = "";
+    char section[64] = "";
+    for (int i = 0; i < n; i++) {
+        td_config_key_doc doc;
+        td_config_describe_key(i, &doc);
+        assert_non_null(strchr(doc.name, '.'));
+        assert_non_null(doc.type);
+        assert_non_null(doc.description);
+        assert_true(strlen(doc.description) > 10);
+        assert_true(strlen(doc.default_text) > 0);
+        for (int j = 0; j < i; j++) {
+            td_config_key_doc other;
+            td_config_describe_key(j, &other);
+            assert_string_not_equal(doc.name, other.name);
+        }
+        /* the defaults, written as the doc shows them, load back to td_config_defaults */
+        const char *dot = strchr(doc.name, '.');
+        if (strncmp(section, doc.name, (size_t)(dot - doc.name)) != 0 || section[dot - doc.name] != '\0') {
+            snprintf(section, sizeof(section), "%.*s", (int)(dot - doc.name), doc.name);
+            strcat(yaml, section);
+            strcat(yaml, ":\n");
+        }
+        size_t len = strlen(yaml);
+        snprintf(yaml + len, sizeof(yaml) - len, "  %s: %s\n", dot + 1, doc.default_text);
+    }
+    td_config defaults, loaded;
+    td_config_defaults(&defaults);
+    memset(&loaded, 0xff, sizeof(loaded));
+    td_config_defaults(&loaded);
+    td_error err = {0};
+    assert_int_equal(td_config_load_text(&loaded, yaml, "docs", &err), TD_OK);
+    assert_memory_equal(&defaults, &loaded, sizeof(defaults));
+
+    td_config_key_doc doc;
+    td_config_describe_key(2, &doc);
+    assert_string_equal(doc.name, "model.hidden");
+    assert_string_equal(doc.type, "integer");
+    assert_string_equal(doc.default_text, "768");
+    assert_string_equal(doc.range, "[1, 65536]");
+    td_config_describe_key(9, &doc);
+    assert_string_equal(doc.name, "model.hidden_dropout");
+    assert_string_equal(doc.range, "[0, 1)");
+}
+
 static void test_enum_strings(void **state)
 {
     (void)state;
@@ -818,6 +945,8 @@ int main(void)
         cmocka_unit_test(test_load_missing_file),
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_size_limits),
+        cmocka_unit_test(test_key_docs),
         cmocka_unit_test(test_enum_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

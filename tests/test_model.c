@@ -457,6 +457,39 @@ static void test_grads_ready_ranges(void **state)
     td_model_free(&m);
 }
 
+/* td_config_estimate_memory, which refuses configs too large for a node,
+ * counts what td_model_init allocates: the parameters exactly, the
+ * activation arena from below within its alignment padding. */
+static void test_config_memory_estimate(void **state)
+{
+    (void)state;
+    for (int attention_dropout = 0; attention_dropout <= 1; attention_dropout++) {
+        td_config cfg;
+        td_config_defaults(&cfg);
+        cfg.model.vocab_size = 1000;
+        cfg.model.hidden = 64;
+        cfg.model.layers = 3;
+        cfg.model.heads = 4;
+        cfg.model.intermediate = 256;
+        cfg.model.max_position = 64;
+        cfg.model.type_vocab = 3;
+        cfg.model.attention_dropout = attention_dropout ? 0.1 : 0.0;
+        cfg.train.micro_batch = 4;
+        cfg.data.seq_len = 32;
+        cfg.data.max_pred = 5;
+        td_model m;
+        td_error err;
+        assert_int_equal(td_model_init(&m, &cfg.model, 4, 32, 5, &err), TD_OK);
+        int64_t n_params = 0;
+        for (int i = 0; i < m.n_tensors; i++) n_params += m.tensors[i].n_elems;
+        td_memory_estimate e = td_config_estimate_memory(&cfg);
+        assert_true(e.n_params == (double)n_params);
+        assert_true(e.act_bytes <= (double)m.acts_bytes);
+        assert_true(e.act_bytes >= 0.95 * (double)m.acts_bytes);
+        td_model_free(&m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_bf16_close_to_fp32),
         cmocka_unit_test(test_padding_invariance),
         cmocka_unit_test(test_grads_ready_ranges),
+        cmocka_unit_test(test_config_memory_estimate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
-/* The experiment configuration (SPEC section 8): defaults, YAML loading with
- * file:line errors, `--set key.path=value` overrides, validation, and the
- * resolved config written back as YAML. */
+/* The experiment configuration (SPEC section 8; docs/config.md): one table
+ * of keys with their defaults, ranges and descriptions; YAML loading with
+ * file:line errors, `--set key.path=value` overrides, validation, the
+ * resolved config written back as YAML, and the reference documentation. */
 #ifndef TOKDROP_CONFIG_H
 #define TOKDROP_CONFIG_H
 
@@ -111,7 +112,7 @@ typedef struct {
     td_run_config run;
 } td_config;
 
-/* Fills cfg with the defaults of SPEC section 8. */
+/* Fills cfg with the defaults of the key table (docs/config.md). */
 void td_config_defaults(td_config *cfg);
 
 /* Applies the keys of the YAML file at path on top of what cfg holds. An
@@ -131,14 +132,48 @@ td_status td_config_set(td_config *cfg, const char *assignment, td_error *err);
  * train.precision auto depends on the CPU: td_gemm_resolve_precision. */
 void td_config_resolve(td_config *cfg);
 
-/* Range and consistency checks of a resolved config: heads divide hidden,
- * keep in [1, seq_len], first_layer in [0, layers-2] when dropping, positive
- * sizes, probabilities in [0,1), ... The message names the key. */
+/* Range and consistency checks of a resolved config: every key within its
+ * range in the table, then what depends on several keys (heads divide
+ * hidden, keep in [1, seq_len], first_layer in [0, layers-2] when dropping,
+ * a model that fits in TD_CONFIG_MAX_RANK_BYTES). The message names the key. */
 td_status td_config_validate(const td_config *cfg, td_error *err);
 
 /* The config as YAML text that td_config_load reads back to the same values;
  * malloc'd, the caller frees. */
 char *td_config_to_yaml(const td_config *cfg);
+
+/* What a config's model needs per rank at least, in bytes: parameters,
+ * gradients and the two optimizer moments (fp32), and the activation arena
+ * of one micro-batch. Doubles, so that no product of sizes overflows. */
+typedef struct {
+    double n_params;
+    double param_bytes;
+    double act_bytes;
+} td_memory_estimate;
+
+td_memory_estimate td_config_estimate_memory(const td_config *cfg);
+
+/* More per rank than any node has (1 PiB); td_config_validate refuses it,
+ * so that no size computed from a valid config overflows int64. */
+#define TD_CONFIG_MAX_RANK_BYTES 1125899906842624.0
+
+/* TD_ERR_CONFIG, naming the keys to lower, when the estimate exceeds
+ * available_bytes; where says whose bytes ("the 64 GiB of this node for
+ * each of its 4 ranks"). */
+td_status td_config_check_memory(const td_config *cfg, double available_bytes, const char *where, td_error *err);
+
+/* The key table, one key at a time, for the configuration reference
+ * (docs/config.md, written by tools/config_doc.c). */
+typedef struct {
+    char name[64];           /* "model.hidden" */
+    const char *type;        /* "integer", "number", "string", "boolean", "choice", "token list" */
+    char default_text[256];  /* as the resolved config.yaml writes it */
+    char range[256];         /* "[1, 65536]", "> 0", "gelu, gelu_tanh", ... */
+    const char *description; /* one line, Markdown */
+} td_config_key_doc;
+
+int td_config_n_keys(void);
+void td_config_describe_key(int i, td_config_key_doc *doc);
 
 const char *td_act_str(td_act act);
 const char *td_importance_str(td_importance importance);

@@ -22,9 +22,16 @@ bool td_cli_load_config(td_config *cfg, const char *path, const char *const *set
     if (st == TD_OK) {
         td_config_resolve(cfg);
         cfg->train.precision = td_gemm_resolve_precision(cfg->train.precision);
-        if (cfg->data.memory_mb == 0)
-            cfg->data.memory_mb = td_data_default_memory_mb(ranks_on_node);
+        int ranks = ranks_on_node < 1 ? 1 : ranks_on_node;
+        if (cfg->data.memory_mb == 0) cfg->data.memory_mb = td_data_default_memory_mb(ranks);
         st = td_config_validate(cfg, err);
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        if (st == TD_OK && pages > 0 && page > 0) { /* the model must fit in the node's memory, shared by its ranks */
+            char where[96];
+            snprintf(where, sizeof(where), ranks > 1 ? "this node has for each of its %d ranks" : "this node has",
+                     ranks);
+            st = td_config_check_memory(cfg, (double)pages * (double)page / ranks, where, err);
+        }
     }
     if (st == TD_OK) { /* can this CPU run the precision? */
         td_gemm_engine *probe = NULL;

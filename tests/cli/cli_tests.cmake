@@ -65,3 +65,6 @@ set_tests_properties(make_front_door PROPERTIES TIMEOUT 300)
 td_cli_test(cli_refusals cli_refusals.sh $<TARGET_FILE:tokdrop-bin> $<TARGET_FILE:tokdrop-prep>
             "${MPIEXEC_EXECUTABLE}")
 set_tests_properties(cli_refusals PROPERTIES TIMEOUT 300)
+
+# docs/config.md is what td-config-doc writes from the key table.
+td_cli_test(config_doc config_doc.sh $<TARGET_FILE:td-config-doc>)

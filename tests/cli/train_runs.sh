@@ -1,7 +1,8 @@
 #!/bin/sh
 # End-to-end checks of `tokdrop train` on the reference fixture:
 #  1. a tiny model trains 60 steps with token dropping and its loss falls;
-#  2. a bad config key is refused before any work, naming file, line, key;
+#  2. a bad config key is refused before any work, naming file, line, key,
+#     and so are sizes no node can hold;
 #  3. a data glob that matches nothing is an error naming the pattern;
 #  4. --set overrides reach the run (resolved config.yaml shows them);
 #  5. a run that fails before its first step (bad vocab, bad init file, no
@@ -40,6 +41,25 @@ printf 'model:\n  hidden: 16\n  hiden: 3\n' > "$work/bad.yaml"
 rc=$?
 [ "$rc" = 2 ] || fail "bad config: exit $rc, expected 2"
 grep -q "bad.yaml:3" "$work/bad.log" && grep -q "model.hiden" "$work/bad.log" || { cat "$work/bad.log"; fail "bad config message"; }
+
+# 2b. sizes no node holds are config errors (exit 2) naming the key and its
+# range, or, each size in range but the model too large, the keys to lower
+too_large() { # name, what the message must say, --set arguments
+    name=$1
+    message=$2
+    shift 2
+    "$tokdrop" train "$cfg" --set "run.dir=$work/$name" "$@" 2> "$work/$name.log"
+    rc=$?
+    [ "$rc" = 2 ] || { cat "$work/$name.log"; fail "$name: exit $rc, expected 2"; }
+    grep -qF "$message" "$work/$name.log" || { cat "$work/$name.log"; fail "$name: no '$message'"; }
+    [ ! -e "$work/$name" ] || fail "$name: left a run directory behind"
+}
+too_large layers "model.layers = 100000000: must lie in [1, 1024]" --set model.layers=100000000
+too_large hidden "model.hidden = 1000000000: must lie in [1, 65536]" --set model.hidden=1000000000
+too_large batch "train.micro_batch = 1000000000: must lie in [1, 65536]" --set train.micro_batch=1000000000
+too_large model "more than this node has" --set model.hidden=16384 --set model.heads=16 \
+    --set model.layers=64 --set model.intermediate=65536
+grep -qF "lower model.hidden, model.layers" "$work/model.log" || { cat "$work/model.log"; fail "model: no keys to lower"; }
 
 # 3. no data
 "$tokdrop" train "$cfg" --set "data.train=$work/nothing/*.h5" --set "run.dir=$work/run3" 2> "$work/nodata.log"
