@@ -38,6 +38,7 @@ _Static_assert(sizeof(td_masking) == sizeof(int), "enum fields are stored as int
 _Static_assert(sizeof(td_drop_schedule) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_optim_kind) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_precision) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(td_allreduce_mode) == sizeof(int), "enum fields are stored as int");
 
 static const char *const act_names[] = {"gelu", "gelu_tanh", NULL};
 static const char *const importance_names[] = {"loss", "frequency", "random", NULL};
@@ -45,6 +46,7 @@ static const char *const schedule_names[] = {"constant", "ramp", "interleave", N
 static const char *const masking_names[] = {"static", "dynamic", NULL};
 static const char *const optim_names[] = {"lamb", "adamw", NULL};
 static const char *const precision_names[] = {"fp32", "bf16", "auto", NULL};
+static const char *const allreduce_names[] = {"blocking", "overlap", "alternate", NULL};
 
 #define OFF(field) offsetof(td_config, field)
 #define K_STR(sec, name, field) {sec, name, KEY_STR, OFF(field), sizeof(((td_config *)0)->field), NULL, 0}
@@ -94,6 +96,7 @@ static const key_spec keys[] = {
     K_U64("train", "seed", train.seed),
     K_INT("train", "threads", train.threads),
     K_ENUM("train", "precision", train.precision, precision_names),
+    K_ENUM("train", "allreduce", train.allreduce, allreduce_names),
     K_ENUM("optimizer", "name", optimizer.name, optim_names),
     K_DBL("optimizer", "lr", optimizer.lr),
     K_DBL("optimizer", "end_lr", optimizer.end_lr),
@@ -202,6 +205,7 @@ void td_config_defaults(td_config *cfg)
     cfg->train.seed = 12345;
     cfg->train.threads = 0;
     cfg->train.precision = TD_PRECISION_FP32;
+    cfg->train.allreduce = TD_ALLREDUCE_BLOCKING;
 
     td_optim_config *o = &cfg->optimizer;
     o->name = TD_OPTIM_LAMB;
