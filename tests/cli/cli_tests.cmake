@@ -48,3 +48,9 @@ td_cli_test(cli_placement placement.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXEC
 # (and stop its daemons) well before ctest's.
 td_cli_test(cli_slurm slurm.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
 set_tests_properties(cli_slurm PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
+
+# The layering rules (README "Layout"): the base library and tokdrop-prep
+# without MPI/BLAS, MPI only in dist.c, no prints or getenv in the library.
+if(TARGET tokdrop-prep)
+  td_cli_test(cli_layers layers.sh $<TARGET_FILE:tokdrop-prep> $<TARGET_FILE:tokdrop_base>)
+endif()
