@@ -4,7 +4,7 @@
  *
  *   mpirun -n P [transport flags] td-bench-allreduce CONFIG allreduce [REPEATS]
  *     through tokdrop's own td_dist calls: the whole gradient block (as
- *     TOKDROP_ALLREDUCE=blocking reduces it), the buckets the backward hands
+ *     train.allreduce=blocking reduces it), the buckets the backward hands
  *     over (heads, layers L-1..0, embeddings; td_model_*_range) one by one
  *     and all started at once (as the overlap mode does), one small message
  *     (latency), and how much of one layer bucket's non-blocking sum
@@ -27,11 +27,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "tokdrop/blas.h"
 #include "tokdrop/config.h"
 #include "tokdrop/data.h"
 #include "tokdrop/dist.h"
 #include "tokdrop/gemm.h"
+#include "tokdrop/report.h"
 #include "tokdrop/model.h"
 #include "tokdrop/rng.h"
 
@@ -399,6 +401,7 @@ static int run_schedule(const td_config *cfg, const char *cfg_path, int64_t B, i
 
 int main(int argc, char **argv)
 {
+    td_report_set_sink(td_report_stderr, "td-bench-allreduce");
     if (argc < 3 || (strcmp(argv[2], "allreduce") != 0 && strcmp(argv[2], "schedule") != 0) ||
         (strcmp(argv[2], "schedule") == 0 && argc < 6)) {
         fprintf(stderr, "usage: mpirun -n P td-bench-allreduce CONFIG allreduce [REPEATS]\n"
@@ -406,7 +409,7 @@ int main(int argc, char **argv)
         return 2;
     }
     bool schedule = strcmp(argv[2], "schedule") == 0;
-    if (schedule) td_blas_restart_for_fast_kernels(argv);
+    if (schedule) td_cli_restart_for_fast_kernels(argv);
     td_dist dist;
     td_config cfg;
     td_error err;

@@ -10,8 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "tokdrop/blas.h"
 #include "tokdrop/gemm.h"
+#include "tokdrop/report.h"
 
 static double now_s(void)
 {
@@ -22,7 +24,8 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    td_blas_restart_for_fast_kernels(argv);
+    td_cli_restart_for_fast_kernels(argv);
+    td_report_set_sink(td_report_stderr, "td-bench-gemm");
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     bool bf16 = argc > 2 && strcmp(argv[2], "bf16") == 0;
     td_blas_set_threads(threads);

@@ -6,7 +6,7 @@
 #      ranks, over TCP on the loopback interface and over shared memory
 #      (td-bench-allreduce allreduce), with the overlap probe;
 #   3. tokdrop itself on 1 and 2 ranks over both transports, half the steps
-#      with the allreduce overlapped (bench/scaling.sh, TOKDROP_ALLREDUCE=
+#      with the allreduce overlapped (bench/scaling.sh, train.allreduce=
 #      alternate): the share of the allreduce hidden behind the backward;
 # then the cost model for N nodes (bench/net_model.py) from the measured
 # schedule. Prints one JSON object on stdout (and writes it to OUT.json

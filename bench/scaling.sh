@@ -2,7 +2,7 @@
 # Data-parallel scaling (1 thread per rank): throughput on 1 and N ranks
 # with the same micro-batch per rank, and the share of the
 # gradient allreduce hidden behind the backward. The N-rank runs use
-# TOKDROP_ALLREDUCE=alternate: odd steps reduce during the backward, even
+# train.allreduce=alternate: odd steps reduce during the backward, even
 # steps after it, so both see the same machine noise (on a shared VM that
 # noise moves whole runs by 20%). hidden share = 1 - exposed allreduce
 # time of the overlapped steps / allreduce time of the blocking steps
@@ -29,11 +29,11 @@ repeats=${REPEATS:-2}
 
 run() { # name, ranks
     # shellcheck disable=SC2086
-    env TOKDROP_ALLREDUCE=alternate mpirun -n "$2" --bind-to core ${MPI_ARGS:-} "$build/tokdrop" train \
+    mpirun -n "$2" --bind-to core ${MPI_ARGS:-} "$build/tokdrop" train \
         "$here/../configs/$model.yaml" \
         --set model.vocab= --set "model.vocab_size=$vocab_size" --set "data.train=$shards" \
         --set data.eval= --set train.steps=$steps --set train.micro_batch=$micro_batch --set train.threads=1 \
-        --set "train.precision=${PRECISION:-fp32}" \
+        --set "train.precision=${PRECISION:-fp32}" --set train.allreduce=alternate \
         --set run.log_every=1 --set run.checkpoint_every=0 --set "run.dir=$work/$1" 2> "$work/$1.log" ||
         { cat "$work/$1.log" >&2; exit 1; }
 }

@@ -2,9 +2,8 @@
 #include "tokdrop/blas.h"
 
 #include <omp.h>
-#include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Exported by OpenBLAS, not declared in Debian's cblas.h. */
 void openblas_set_num_threads(int num_threads);
@@ -34,19 +33,9 @@ static bool cpu_has_avx512(void)
 
 const char *td_blas_better_coretype(void)
 {
-    if (getenv("OPENBLAS_CORETYPE") || getenv("TOKDROP_BLAS_REEXEC")) return NULL;
     const char *core = td_blas_corename();
     static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
     for (size_t i = 0; i < sizeof(avx512_cores) / sizeof(avx512_cores[0]); i++)
         if (core && strcmp(core, avx512_cores[i]) == 0) return NULL;
     return cpu_has_avx512() ? "SkylakeX" : NULL;
-}
-
-void td_blas_restart_for_fast_kernels(char **argv)
-{
-    const char *core = td_blas_better_coretype();
-    if (!core) return;
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    setenv("TOKDROP_BLAS_REEXEC", "1", 1); /* never loop */
-    execv("/proc/self/exe", argv);
 }

@@ -48,6 +48,7 @@ _Static_assert(sizeof(td_masking) == sizeof(int), "enum fields are stored as int
 _Static_assert(sizeof(td_drop_schedule) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_optim_kind) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(td_precision) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(td_allreduce_mode) == sizeof(int), "enum fields are stored as int");
 
 static const char *const act_names[] = {"gelu", "gelu_tanh", NULL};
 static const char *const importance_names[] = {"loss", "frequency", "random", NULL};
@@ -55,6 +56,7 @@ static const char *const schedule_names[] = {"constant", "ramp", "interleave", N
 static const char *const masking_names[] = {"static", "dynamic", NULL};
 static const char *const optim_names[] = {"lamb", "adamw", NULL};
 static const char *const precision_names[] = {"fp32", "bf16", "auto", NULL};
+static const char *const allreduce_names[] = {"blocking", "overlap", "alternate", NULL};
 
 #define OFF(field) offsetof(td_config, field)
 #define K_STR(sec, nm, field, dflt, text) \
@@ -173,6 +175,9 @@ static const key_spec keys[] = {
     K_ENUM("train", "precision", train.precision, precision_names, "fp32",
            "matrix products in `fp32`, `bf16` (parameters stay fp32), or `auto` (bf16 where the CPU has bf16 "
            "instructions)"),
+    K_ENUM("train", "allreduce", train.allreduce, allreduce_names, "blocking",
+           "gradient sums: `blocking` after the backward, `overlap` bucket by bucket during it, or `alternate` "
+           "(the two by turns, to measure the overlap; same results)"),
     K_ENUM("optimizer", "name", optimizer.name, optim_names, "lamb", "`lamb` or `adamw`"),
     K_DBL("optimizer", "lr", optimizer.lr, "0.001", POSITIVE, "peak learning rate, reached at the end of warmup"),
     K_DBL("optimizer", "end_lr", optimizer.end_lr, "0.0", NON_NEGATIVE, "learning rate at the last step"),

@@ -1,13 +1,15 @@
-/* MPI wrappers. Large buffers are reduced in chunks below INT_MAX elements
- * because MPI counts are int. */
+/* MPI wrappers: the only file that calls MPI, every call checked. Large
+ * buffers are reduced in chunks below INT_MAX elements because MPI counts
+ * are int. */
 #include "tokdrop/dist.h"
 
 #include <limits.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-#include <stdio.h>
 #include <stdlib.h>
+
+#include "tokdrop/report.h"
 
 #define TD_MPI_CHECK(call) \
     do { \
@@ -16,7 +18,7 @@
             char s_[MPI_MAX_ERROR_STRING]; \
             int n_ = 0; \
             MPI_Error_string(rc_, s_, &n_); \
-            fprintf(stderr, "tokdrop: %s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, s_); \
+            td_report(TD_REPORT_FATAL, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call, s_); \
             MPI_Abort(MPI_COMM_WORLD, 71); \
         } \
     } while (0)
@@ -66,6 +68,16 @@ static void prefer_ring_iallreduce(void)
     MPI_T_finalize();
 }
 
+/* The abort hook of error.h: a failed assertion on one rank takes every
+ * rank down instead of leaving the others waiting in a collective. */
+static void abort_job(int exit_code)
+{
+    int initialized = 0, finalized = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, exit_code);
+}
+
 td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err)
 {
     keep_freed_memory();
@@ -74,6 +86,7 @@ td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err)
     if (!initialized && MPI_Init(argc, argv) != MPI_SUCCESS)
         return td_error_set(err, TD_ERR_MPI, "MPI_Init failed");
     prefer_ring_iallreduce();
+    td_error_set_abort_hook(abort_job);
     dist->comm = MPI_COMM_WORLD;
     /* Errors come back as codes, which TD_MPI_CHECK turns into a message
      * with the call site before aborting every rank. */
@@ -86,6 +99,7 @@ td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err)
 void td_dist_finalize(td_dist *dist)
 {
     (void)dist;
+    td_error_set_abort_hook(NULL);
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
@@ -133,8 +147,7 @@ int td_dist_max_int(const td_dist *dist, int value)
 
 _Noreturn void td_dist_abort(const td_dist *dist, const char *msg)
 {
-    fprintf(stderr, "tokdrop: rank %d: %s\n", dist->rank, msg);
-    fflush(stderr);
+    td_report(TD_REPORT_FATAL, "rank %d: %s", dist->rank, msg);
     MPI_Abort(dist->comm, 1);
     exit(1);
 }
@@ -198,4 +211,39 @@ bool td_dist_all_equal_u64(const td_dist *dist, uint64_t value)
     TD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, dist->comm));
     TD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, dist->comm));
     return lo == hi;
+}
+
+/* Gathers n_elems of every rank into all on rank 0, rank-major (all is
+ * only read on rank 0 and may be NULL elsewhere). */
+static void gather(const td_dist *dist, const void *local, void *all, int64_t n_elems, MPI_Datatype type)
+{
+    TD_ASSERT(n_elems <= INT_MAX);
+    TD_MPI_CHECK(MPI_Gather(local, (int)n_elems, type, all, (int)n_elems, type, 0, dist->comm));
+}
+
+void td_dist_gather_f32(const td_dist *dist, const float *local, float *all, int64_t n_elems)
+{
+    gather(dist, local, all, n_elems, MPI_FLOAT);
+}
+
+void td_dist_gather_i32(const td_dist *dist, const int32_t *local, int32_t *all, int64_t n_elems)
+{
+    gather(dist, local, all, n_elems, MPI_INT32_T);
+}
+
+void td_dist_gather_i64(const td_dist *dist, const int64_t *local, int64_t *all, int64_t n_elems)
+{
+    gather(dist, local, all, n_elems, MPI_INT64_T);
+}
+
+int td_dist_bcast_int(const td_dist *dist, int value)
+{
+    TD_MPI_CHECK(MPI_Bcast(&value, 1, MPI_INT, 0, dist->comm));
+    return value;
+}
+
+void td_dist_bcast_bytes(const td_dist *dist, void *buf, size_t n_bytes)
+{
+    TD_ASSERT(n_bytes <= INT_MAX);
+    TD_MPI_CHECK(MPI_Bcast(buf, (int)n_bytes, MPI_BYTE, 0, dist->comm));
 }

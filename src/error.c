@@ -1,10 +1,14 @@
-/* Status strings, error messages and the always-on assertion. */
+/* Status strings, error messages and the always-on assertion. Base layer:
+ * taking a whole MPI job down is the abort hook's business (dist.c). */
 #include "tokdrop/error.h"
 
-#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "tokdrop/report.h"
+
+static td_abort_hook abort_hook;
 
 const char *td_status_str(td_status status)
 {
@@ -32,14 +36,15 @@ td_status td_error_set(td_error *err, td_status status, const char *fmt, ...)
     return status;
 }
 
+void td_error_set_abort_hook(td_abort_hook hook)
+{
+    abort_hook = hook;
+}
+
 _Noreturn void td_assert_fail(const char *file, int line, const char *expr)
 {
-    fprintf(stderr, "tokdrop: %s:%d: assertion failed: %s\n", file, line, expr);
-    fflush(stderr);
-    int initialized = 0, finalized = 0;
-    MPI_Initialized(&initialized);
-    MPI_Finalized(&finalized);
-    if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, 70);
+    td_report(TD_REPORT_FATAL, "%s:%d: assertion failed: %s", file, line, expr);
+    if (abort_hook) abort_hook(TD_ASSERT_EXIT_CODE);
     abort();
 }
 

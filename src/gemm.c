@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tokdrop/blas.h"
+#include "tokdrop/report.h"
 
 /* Threads never change results (SPEC section 4), but the libraries' own
  * threading does (OpenBLAS's AVX2 sgemm differs by an ulp between 1 and 2
@@ -141,7 +142,7 @@ static uint64_t key_hash(const prim_key *k)
     do { \
         dnnl_status_t s_ = (call); \
         if (s_ != dnnl_success) { \
-            fprintf(stderr, "tokdrop: oneDNN: %s failed with status %d\n", #call, (int)s_); \
+            td_report(TD_REPORT_FATAL, "oneDNN: %s failed with status %d", #call, (int)s_); \
             TD_ASSERT(!"oneDNN call failed"); \
         } \
     } while (0)

@@ -9,17 +9,15 @@
 #include <sys/stat.h>
 
 #include "fs.h"
+#include "tokdrop/report.h"
 
 void td_log(const td_dist *dist, const char *fmt, ...)
 {
     if (dist && dist->rank != 0) return;
     va_list ap;
     va_start(ap, fmt);
-    fputs("tokdrop: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    td_reportv(TD_REPORT_INFO, fmt, ap);
     va_end(ap);
-    fflush(stderr);
 }
 
 td_status td_jsonl_open(td_jsonl *j, const td_dist *dist, const char *path, td_error *err)

@@ -1,13 +1,8 @@
-/* BERT forward and backward with the token-dropping layer schedule.
- *
- * Schedule with dropping (f = first_layer, SPEC section 2):
- *   layers 0..f-1   all T positions
- *   layer f         queries/residual/FFN on the K kept rows, keys and values
- *                   from all T rows (h_f is kept aside for the skip)
- *   layers f+1..L-2 kept rows only
- *   layer L-1       all T rows: kept rows from layer L-2, dropped rows from h_f
- * Kept rows are in position order and dropout counters use original
- * positions, so keep == T reproduces the full model bit for bit. */
+/* BERT forward and backward with the token-dropping layer schedule
+ * (layer_role below: written once, the forward records each layer's role
+ * in its plan and the backward replays it). Kept rows are in position
+ * order and dropout counters use original positions, so keep == T
+ * reproduces the full model bit for bit. */
 #include "tokdrop/model.h"
 
 #include <math.h>
@@ -20,8 +15,27 @@
 
 #define TD_ALIGN_FLOATS 16 /* 64 bytes */
 
+/* The token-drop layer schedule (SPEC section 2), f = first_layer, with
+ * 0 <= f <= L-2. Without dropping every layer is LAYER_ALL. */
+typedef enum {
+    LAYER_ALL,    /* layers 0..f-1: all T positions */
+    LAYER_DROP,   /* layer f: queries/residual/FFN on the K kept rows, keys and
+                     values from all T rows (h_f is kept aside for the skip) */
+    LAYER_KEPT,   /* layers f+1..L-2: the K kept rows only */
+    LAYER_REJOIN, /* layer L-1: all T rows, the kept ones from layer L-2, the
+                     dropped ones rejoining from h_f */
+} layer_role;
+
+static layer_role role_of(int64_t l, int64_t L, int64_t f, bool dropping)
+{
+    if (!dropping || l < f) return LAYER_ALL;
+    if (l == f) return LAYER_DROP;
+    return l < L - 1 ? LAYER_KEPT : LAYER_REJOIN;
+}
+
 /* How one layer was run in the last forward; the backward replays it. */
 typedef struct {
+    layer_role role;
     const float *xq;        /* (B*Tq, H) query / residual input */
     const float *xkv;       /* (B*Tk, H) key / value input */
     int64_t Tq, Tk;
@@ -570,18 +584,24 @@ void td_model_forward(td_model *m, const td_forward_args *args, td_forward_stats
     const float *h_f = NULL; /* input of layer f, for the skip to the last layer */
     for (int64_t l = 0; l < m->L; l++) {
         layer_plan *pl = &a->layers[l].plan;
-        *pl = (layer_plan){.xq = h, .xkv = h, .Tq = T, .Tk = T, .key_bias = a->key_bias_full};
-        if (a->dropping && l == f) {
+        *pl = (layer_plan){.role = role_of(l, m->L, f, a->dropping), .xq = h, .xkv = h, .Tq = T, .Tk = T,
+                           .key_bias = a->key_bias_full};
+        switch (pl->role) {
+        case LAYER_ALL:
+            break;
+        case LAYER_DROP:
             h_f = h;
             gather_rows(a->gathered, h, args->kept, B, T, K, H);
             pl->xq = a->gathered;
             pl->Tq = K;
             pl->rows_pos = args->kept;
-        } else if (a->dropping && l > f && l < m->L - 1) {
+            break;
+        case LAYER_KEPT:
             pl->Tq = pl->Tk = K;
             pl->rows_pos = pl->keys_pos = args->kept;
             pl->key_bias = a->key_bias_kept;
-        } else if (a->dropping && l == m->L - 1) {
+            break;
+        case LAYER_REJOIN:
             /* dropped tokens re-enter with h_f, kept ones with layer L-2's output */
             memcpy(a->merged, h_f, (size_t)(N * H) * sizeof(float));
             for (int64_t b = 0; b < B; b++)
@@ -589,6 +609,7 @@ void td_model_forward(td_model *m, const td_forward_args *args, td_forward_stats
                     memcpy(a->merged + (b * T + args->kept[b * K + i]) * H, h + (b * K + i) * H,
                            (size_t)H * sizeof(float));
             pl->xq = pl->xkv = a->merged;
+            break;
         }
         layer_forward(m, l);
         h = a->layers[l].z;
@@ -737,7 +758,7 @@ void td_model_backward(td_model *m, td_grads_ready_fn ready, void *ready_ctx)
     const td_forward_args *args = &a->args;
     const td_batch *bt = args->batch;
     const int64_t B = bt->B, T = bt->T, H = m->H, N = B * T, L = m->L;
-    const int64_t K = a->dropping ? args->keep : T, f = args->first_layer;
+    const int64_t K = a->dropping ? args->keep : T;
     const int32_t *kept = args->kept;
 
     float *dout = a->dh_a; /* gradient of the output of layer l */
@@ -749,7 +770,8 @@ void td_model_backward(td_model *m, td_grads_ready_fn ready, void *ready_ctx)
 
     for (int64_t l = L - 1; l >= 0; l--) {
         float *t;
-        if (a->dropping && l == L - 1) {
+        switch (a->layers[l].plan.role) {
+        case LAYER_REJOIN:
             /* The last layer's input was merged: dropped rows came from h_f
              * (their gradient waits in dh_skip), kept rows from layer L-2. */
             zero(din, N * H);
@@ -765,11 +787,12 @@ void td_model_backward(td_model *m, td_grads_ready_fn ready, void *ready_ctx)
             td_model_layer_range(m, l, &off, &n);
             report_ready(ready, ready_ctx, off, n);
             continue; /* dout now holds the gradient of layer L-2's output */
-        } else if (a->dropping && l > f) {
+        case LAYER_KEPT:
             zero(din, B * K * H);
             layer_backward_query(m, l, dout, din);
             layer_backward_kv(m, l, din);
-        } else if (a->dropping && l == f) {
+            break;
+        case LAYER_DROP:
             /* The query-side gradient is completed first and scattered into
              * the full gradient before the key/value terms are added, so
              * keep == T sums in the same order as the full model. */
@@ -783,10 +806,12 @@ void td_model_backward(td_model *m, td_grads_ready_fn ready, void *ready_ctx)
                     for (int64_t c = 0; c < H; c++) dst[c] += src[c];
                 }
             layer_backward_kv(m, l, din);
-        } else {
+            break;
+        case LAYER_ALL:
             zero(din, N * H);
             layer_backward_query(m, l, dout, din);
             layer_backward_kv(m, l, din);
+            break;
         }
         t = dout;
         dout = din;

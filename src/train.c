@@ -17,6 +17,7 @@
 #include "fs.h"
 #include "tokdrop/hash.h"
 #include "tokdrop/log.h"
+#include "tokdrop/report.h"
 #include "tokdrop/weights.h"
 
 static double now_s(void)
@@ -127,13 +128,6 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
         if ((st = td_data_open(&tr->eval_data, cfg->data.eval, &eopt, err)) != TD_OK) goto fail;
     }
 
-    const char *mode = getenv("TOKDROP_ALLREDUCE");
-    /* Blocking by default: with Open MPI's progress only inside MPI calls
-     * the overlap hides nothing, and over shared memory it cost 2.5-4x the
-     * blocking sum (bench/README.md, "The network path"). */
-    tr->allreduce = mode && strcmp(mode, "overlap") == 0     ? TD_ALLREDUCE_OVERLAP
-                    : mode && strcmp(mode, "alternate") == 0 ? TD_ALLREDUCE_ALTERNATE
-                                                             : TD_ALLREDUCE_BLOCKING;
     td_dist_pending_init(&tr->pending, (int)(2 * tr->model.L + 8));
     tr->n_micro = cfg->train.accumulation;
     tr->micro = td_xcalloc((size_t)tr->n_micro, sizeof(td_batch));
@@ -192,8 +186,13 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     const bool drop_now = tr->dropping && (K < T || K == cfg->token_drop.keep);
     td_step_stats s = {0};
     double t_start = now_s(), t0;
-    const bool overlap = dist->size > 1 && (tr->allreduce == TD_ALLREDUCE_OVERLAP ||
-                                            (tr->allreduce == TD_ALLREDUCE_ALTERNATE && t % 2 == 1));
+    /* train.allreduce: blocking by default, since with Open MPI's progress
+     * only inside MPI calls the overlap hides nothing, and over shared
+     * memory it cost 2.5-4x the blocking sum (bench/README.md, "The network
+     * path"); alternate lets a benchmark time both under the same noise. */
+    const td_allreduce_mode mode = cfg->train.allreduce;
+    const bool overlap = dist->size > 1 && (mode == TD_ALLREDUCE_OVERLAP ||
+                                            (mode == TD_ALLREDUCE_ALTERNATE && t % 2 == 1));
 
     /* 1. data: all micro-batches of the step, and the global counts */
     td_watchdog_beat(tr->watchdog, "reading data");
@@ -352,7 +351,7 @@ td_status td_trainer_save(td_trainer *tr, td_error *err)
     td_data_cursor mine = td_data_get_cursor(tr->data);
     int64_t local[3] = {mine.epoch, mine.index, mine.window};
     int64_t *all = dist->rank == 0 ? td_xmalloc((size_t)(3 * dist->size) * sizeof(int64_t)) : NULL;
-    MPI_Gather(local, 3, MPI_INT64_T, all, 3, MPI_INT64_T, 0, dist->comm);
+    td_dist_gather_i64(dist, local, all, 3);
 
     td_status st = TD_OK;
     if (dist->rank == 0) {
@@ -369,17 +368,16 @@ td_status td_trainer_save(td_trainer *tr, td_error *err)
         free(cursors);
         free(all);
     }
-    int code = (int)st;
-    MPI_Bcast(&code, 1, MPI_INT, 0, dist->comm);
+    int code = td_dist_bcast_int(dist, (int)st);
     if (code != TD_OK && dist->rank != 0)
         td_error_set(err, (td_status)code, "rank 0 failed to write the checkpoint");
     return (td_status)code;
 }
 
-static void warn_to_stderr(void *ctx, const char *msg)
+static void warn_user(void *ctx, const char *msg)
 {
     (void)ctx;
-    fprintf(stderr, "tokdrop: warning: %s\n", msg);
+    td_report(TD_REPORT_WARNING, "%s", msg);
 }
 
 td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, char *ckpt_path, size_t path_len, td_error *err)
@@ -393,15 +391,14 @@ td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, char *ckpt_path,
     if (dist->rank == 0) {
         char dir[TD_PATH_LEN + 16];
         checkpoint_dir(tr, dir, sizeof(dir));
-        st = td_ckpt_find_latest(dir, path, sizeof(path), warn_to_stderr, NULL, err);
+        st = td_ckpt_find_latest(dir, path, sizeof(path), warn_user, NULL, err);
     }
-    int code = (int)st;
-    MPI_Bcast(&code, 1, MPI_INT, 0, dist->comm);
+    int code = td_dist_bcast_int(dist, (int)st);
     if (code != TD_OK) {
         if (dist->rank != 0) td_error_set(err, (td_status)code, "rank 0 could not search for checkpoints");
         return (td_status)code;
     }
-    MPI_Bcast(path, (int)sizeof(path), MPI_CHAR, 0, dist->comm);
+    td_dist_bcast_bytes(dist, path, sizeof(path));
     if (!path[0]) return TD_OK;
 
     td_data_cursor *cursors = td_xcalloc((size_t)dist->size, sizeof(td_data_cursor));
@@ -423,14 +420,14 @@ td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, char *ckpt_path,
          * here; continue from the start of the next epoch */
         mine = (td_data_cursor){cursors[0].epoch + 1, 0, 0};
         if (dist->rank == 0)
-            fprintf(stderr, "tokdrop: warning: %s was written by another number of ranks; "
-                            "the data order restarts at epoch %lld\n", path, (long long)mine.epoch);
+            td_report(TD_REPORT_WARNING, "%s was written by another number of ranks; "
+                      "the data order restarts at epoch %lld", path, (long long)mine.epoch);
     } else if (mine.window != td_data_get_cursor(tr->data).window) {
         /* the same position, but chunks of another size shuffle differently */
-        fprintf(stderr, "tokdrop: warning: rank %d: %s was written reading the data in windows of "
-                        "%lld samples, this run reads windows of %lld (data.memory_mb changed?): "
-                        "from here the data order differs from an uninterrupted run\n",
-                dist->rank, path, (long long)mine.window, (long long)td_data_get_cursor(tr->data).window);
+        td_report(TD_REPORT_WARNING, "rank %d: %s was written reading the data in windows of "
+                  "%lld samples, this run reads windows of %lld (data.memory_mb changed?): "
+                  "from here the data order differs from an uninterrupted run",
+                  dist->rank, path, (long long)mine.window, (long long)td_data_get_cursor(tr->data).window);
     }
     td_data_set_cursor(tr->data, mine);
     free(cursors);

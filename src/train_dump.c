@@ -14,11 +14,13 @@
 #include "h5util.h"
 
 /* Gathers n_elems int32 (or float) of every rank to rank 0, rank-major. */
-static void *gather(const td_dist *dist, const void *local, int64_t n_elems, MPI_Datatype type,
-                    size_t elem_bytes)
+static void *gather(const td_dist *dist, const void *local, int64_t n_elems, bool is_float)
 {
-    void *all = dist->rank == 0 ? td_xmalloc((size_t)(n_elems * dist->size) * elem_bytes) : NULL;
-    MPI_Gather(local, (int)n_elems, type, all, (int)n_elems, type, 0, dist->comm);
+    void *all = dist->rank == 0 ? td_xmalloc((size_t)(n_elems * dist->size) * 4) : NULL;
+    if (is_float)
+        td_dist_gather_f32(dist, local, all, n_elems);
+    else
+        td_dist_gather_i32(dist, local, all, n_elems);
     return all;
 }
 
@@ -62,11 +64,10 @@ td_status td_trainer_write_dump(const td_trainer *tr, const td_step_stats *stats
     for (int i = 0; i < N_FIELDS; i++) {
         int64_t per = fields[i].per_token == 1 ? B * T : fields[i].per_token == 0 ? B * MP : B;
         void *local = concat_field(tr, fields[i].offset, per, 4);
-        gathered[i] = gather(dist, local, tr->n_micro * per,
-                             fields[i].is_float ? MPI_FLOAT : MPI_INT32_T, 4);
+        gathered[i] = gather(dist, local, tr->n_micro * per, fields[i].is_float);
         free(local);
     }
-    int32_t *kept = K > 0 ? gather(dist, tr->kept, n_local * K, MPI_INT32_T, 4) : NULL;
+    int32_t *kept = K > 0 ? gather(dist, tr->kept, n_local * K, false) : NULL;
 
     td_status st = TD_OK;
     if (dist->rank == 0) {

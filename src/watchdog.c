@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define TD_WATCHDOG_DEFAULT_S 1800.0
-
 struct td_watchdog {
     pthread_t thread;
     const td_dist *dist;
@@ -33,25 +31,15 @@ static void *watch(void *arg)
         nanosleep(&pause, NULL);
         double idle = now_s() - atomic_load(&wd->last_beat);
         if (idle > wd->timeout_s) {
-            fprintf(stderr,
-                    "tokdrop: rank %d: no progress for %.0f s while %s; another rank has probably "
-                    "failed or hangs; aborting the job (TOKDROP_TIMEOUT sets the limit)\n",
-                    wd->dist->rank, idle, atomic_load(&wd->phase));
-            fflush(stderr);
-            MPI_Abort(wd->dist->comm, 1);
-            abort();
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "no progress for %.0f s while %s; another rank has probably "
+                     "failed or hangs; aborting the job (TOKDROP_TIMEOUT sets the limit)",
+                     idle, atomic_load(&wd->phase));
+            td_dist_abort(wd->dist, msg);
         }
     }
     return NULL;
-}
-
-double td_watchdog_timeout_from_env(void)
-{
-    const char *s = getenv("TOKDROP_TIMEOUT");
-    if (!s || !*s) return TD_WATCHDOG_DEFAULT_S;
-    char *end;
-    double v = strtod(s, &end);
-    return (*end == '\0' && v >= 0) ? v : TD_WATCHDOG_DEFAULT_S;
 }
 
 td_watchdog *td_watchdog_start(const td_dist *dist, double timeout_s)

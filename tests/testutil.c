@@ -5,7 +5,15 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "tokdrop/report.h"
 #include "tokdrop/rng.h"
+
+/* Every test program shows the library's lines (a failed TD_ASSERT's
+ * file:line included) on stderr, as the programs do. */
+__attribute__((constructor)) static void tu_install_report_sink(void)
+{
+    td_report_set_sink(td_report_stderr, "tokdrop");
+}
 
 void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed)
 {

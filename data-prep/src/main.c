@@ -13,6 +13,7 @@
 #include "shard_writer.h"
 #include "shards.h"
 #include "tokdrop/error.h"
+#include "tokdrop/report.h"
 #include "unicode.h"
 #include "vocab_learn.h"
 #include "wordpiece.h"
@@ -327,6 +328,7 @@ static int cmd_shards(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    td_report_set_sink(td_report_stderr, "tokdrop-prep"); /* a failed TD_ASSERT says where */
     if (argc < 2) {
         fputs(MAIN_HELP, stderr);
         return EXIT_USAGE;

@@ -15,13 +15,9 @@ const char *td_blas_corename(void);
 /* The OPENBLAS_CORETYPE that would give faster kernels on this CPU than the
  * ones OpenBLAS picked by itself (older OpenBLAS releases do not recognize
  * recent Xeons and fall back to AVX2 kernels), or NULL when OpenBLAS chose
- * well, the user set OPENBLAS_CORETYPE, or we already restarted once. */
+ * well. OpenBLAS reads the variable only when it is loaded, so acting on
+ * it means restarting the process: the programs' business
+ * (td_cli_restart_for_fast_kernels in src/cli). */
 const char *td_blas_better_coretype(void);
-
-/* When td_blas_better_coretype() names kernels, sets OPENBLAS_CORETYPE and
- * re-executes this program with argv (OpenBLAS reads the variable only when
- * it is loaded, before main). Returns only when no restart was needed or
- * exec failed. Call first thing in main, before MPI_Init. */
-void td_blas_restart_for_fast_kernels(char **argv);
 
 #endif

@@ -22,6 +22,12 @@ typedef enum { TD_SCHEDULE_CONSTANT = 0, TD_SCHEDULE_RAMP, TD_SCHEDULE_INTERLEAV
 typedef enum { TD_OPTIM_LAMB = 0, TD_OPTIM_ADAMW } td_optim_kind;
 /* SPEC section 9. */
 typedef enum { TD_PRECISION_FP32 = 0, TD_PRECISION_BF16, TD_PRECISION_AUTO } td_precision;
+/* train.allreduce, how gradients are summed over ranks: in one allreduce
+ * after the backward (the default); a bucket per layer during the backward
+ * as soon as it is final; or the two on alternate steps (odd steps
+ * overlapped), so that a benchmark sees both under the same machine noise.
+ * The sums, and so the results, are the same bits in every mode. */
+typedef enum { TD_ALLREDUCE_BLOCKING = 0, TD_ALLREDUCE_OVERLAP, TD_ALLREDUCE_ALTERNATE } td_allreduce_mode;
 
 /* An allow/deny entry: a token string resolved through the vocabulary, or,
  * when the YAML gave a plain integer, a token id (id >= 0, text empty). */
@@ -79,6 +85,7 @@ typedef struct {
     uint64_t seed;
     int64_t threads;
     td_precision precision;
+    td_allreduce_mode allreduce;
 } td_train_config;
 
 typedef struct {

@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tokdrop/error.h"
@@ -18,7 +19,9 @@ typedef struct {
 /* MPI_Init (if not already initialized) and the world communicator. Also
  * tells glibc to keep freed memory for reuse (MPI's per-call reduction
  * buffers) and Open MPI to reduce non-blocking sums along a ring (see
- * dist.c). */
+ * dist.c), and installs the abort hook (error.h) that makes a failed
+ * TD_ASSERT abort every rank; td_dist_finalize removes it. A failed MPI call
+ * is reported (report.h) with its call site and aborts the job. */
 td_status td_dist_init(td_dist *dist, int *argc, char ***argv, td_error *err);
 void td_dist_finalize(td_dist *dist);
 
@@ -58,7 +61,18 @@ bool td_dist_any_failed(const td_dist *dist, bool failed);
 /* Collective: the largest value any rank passes. */
 int td_dist_max_int(const td_dist *dist, int value);
 
-/* Prints the message with the rank and aborts every rank. */
+/* Collective: every rank's n_elems gathered into all on rank 0,
+ * rank-major (all: n_elems x size; ignored on other ranks, may be NULL). */
+void td_dist_gather_f32(const td_dist *dist, const float *local, float *all, int64_t n_elems);
+void td_dist_gather_i32(const td_dist *dist, const int32_t *local, int32_t *all, int64_t n_elems);
+void td_dist_gather_i64(const td_dist *dist, const int64_t *local, int64_t *all, int64_t n_elems);
+
+/* Collective: rank 0's value, on every rank. */
+int td_dist_bcast_int(const td_dist *dist, int value);
+/* Collective: rank 0's n_bytes of buf copied into buf on every rank. */
+void td_dist_bcast_bytes(const td_dist *dist, void *buf, size_t n_bytes);
+
+/* Reports the message with the rank (report.h) and aborts every rank. */
 _Noreturn void td_dist_abort(const td_dist *dist, const char *msg);
 
 #endif

@@ -1,6 +1,7 @@
 /* Error reporting for tokdrop: a status plus one human line for recoverable
  * failures (bad input, files, config, MPI), and TD_ASSERT for broken
- * invariants, which is never compiled out and brings the whole MPI job down. */
+ * invariants, which is never compiled out and brings the whole MPI job down
+ * (through the abort hook dist.c installs). */
 #ifndef TOKDROP_ERROR_H
 #define TOKDROP_ERROR_H
 
@@ -32,8 +33,16 @@ const char *td_status_str(td_status status);
 td_status td_error_set(td_error *err, td_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Prints "file:line: assertion failed: expr" and aborts every rank. */
+/* Reports "file:line: assertion failed: expr" (report.h, TD_REPORT_FATAL),
+ * calls the abort hook, then abort(). */
 _Noreturn void td_assert_fail(const char *file, int line, const char *expr);
+
+/* What a failed assertion does before abort(): td_dist_init installs one
+ * that aborts every rank of the MPI job with the code it is given (this
+ * layer knows nothing of MPI); NULL: none. A hook should not return. */
+#define TD_ASSERT_EXIT_CODE 70
+typedef void (*td_abort_hook)(int exit_code);
+void td_error_set_abort_hook(td_abort_hook hook);
 
 #define TD_ASSERT(cond) \
     do { \

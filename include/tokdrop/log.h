@@ -1,5 +1,6 @@
-/* What a run tells its user: human lines on stderr from rank 0, and the
- * machine-readable metrics.jsonl / eval.jsonl in the run directory. */
+/* What a run tells its user: human lines from rank 0 (through the report
+ * sink the program installs, report.h), and the machine-readable
+ * metrics.jsonl / eval.jsonl in the run directory. */
 #ifndef TOKDROP_LOG_H
 #define TOKDROP_LOG_H
 
@@ -9,7 +10,7 @@
 #include "tokdrop/dist.h"
 #include "tokdrop/json.h"
 
-/* printf to stderr, prefixed "tokdrop: ", from rank 0 only. */
+/* An information line (report.h) from rank 0 only. */
 void td_log(const td_dist *dist, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A JSON-lines file opened for appending (rank 0 only; NULL elsewhere).

@@ -19,12 +19,6 @@
 #include "tokdrop/watchdog.h"
 
 /* Figures of one step, identical on every rank. */
-/* How gradients are reduced: during the backward, a bucket per layer as
- * soon as it is final (the default); in one allreduce after it; or the
- * two on alternate steps (odd steps overlapped), so that a benchmark sees
- * both under the same machine noise. For measurement only. */
-typedef enum { TD_ALLREDUCE_OVERLAP = 0, TD_ALLREDUCE_BLOCKING, TD_ALLREDUCE_ALTERNATE } td_allreduce_mode;
-
 typedef struct {
     int64_t step; /* the update just applied, 1-based */
     double loss, mlm_loss, nsp_loss;
@@ -54,7 +48,6 @@ typedef struct {
     float *grads_before_clip; /* (n_params) only for --dump */
     int64_t step;         /* updates applied so far */
     td_data *eval_data;   /* NULL when data.eval is "" */
-    td_allreduce_mode allreduce; /* TOKDROP_ALLREDUCE: blocking (default), overlap, alternate */
     td_dist_pending pending;
     td_watchdog *watchdog; /* may be NULL; beaten at every phase of a step */
 } td_trainer;

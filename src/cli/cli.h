@@ -41,6 +41,13 @@ void td_cli_log_placement(const td_dist *dist, int threads);
  * instructions to run on. */
 void td_cli_log_precision(const td_dist *dist, const td_config *cfg, int threads);
 
+/* When td_blas_better_coretype() names kernels (and neither the user's
+ * OPENBLAS_CORETYPE nor an earlier restart says otherwise), sets
+ * OPENBLAS_CORETYPE and re-executes this program with argv. Returns only
+ * when no restart was needed or exec failed. Call first thing in main,
+ * before MPI_Init. */
+void td_cli_restart_for_fast_kernels(char **argv);
+
 int td_cmd_eval(int argc, char **argv);
 int td_cmd_export(int argc, char **argv);
 int td_cmd_import(int argc, char **argv);

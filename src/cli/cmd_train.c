@@ -202,6 +202,17 @@ static void write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_
     td_jsonl_end(j);
 }
 
+/* The watchdog's limit: TOKDROP_TIMEOUT seconds (0 disables), else the
+ * default. */
+static double watchdog_timeout(void)
+{
+    const char *s = getenv("TOKDROP_TIMEOUT");
+    if (!s || !*s) return TD_WATCHDOG_DEFAULT_S;
+    char *end;
+    double v = strtod(s, &end);
+    return (*end == '\0' && v >= 0) ? v : TD_WATCHDOG_DEFAULT_S;
+}
+
 /* Fault injection for the tests of hang protection: TOKDROP_FAULT=stall:R:S
  * makes rank R stop responding after step S (it sleeps; the watchdogs of
  * the other ranks must end the job). Not for production use. */
@@ -332,7 +343,7 @@ int td_cmd_train(int argc, char **argv)
     if (td_dist_any_failed(&dist, st != TD_OK) && st == TD_OK)
         st = td_error_set(&err, TD_ERR_MPI, "rank 0 could not set up the run directory %s", cfg.run.dir);
 
-    tr.watchdog = td_watchdog_start(&dist, td_watchdog_timeout_from_env());
+    tr.watchdog = td_watchdog_start(&dist, watchdog_timeout());
     double elapsed = 0;     /* seconds of training and evaluation since the start or resume */
     int64_t steps_done = 0; /* by this invocation */
     while (st == TD_OK && tr.step < cfg.train.steps) {

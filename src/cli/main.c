@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "tokdrop/blas.h"
 #include "tokdrop/gemm.h"
+#include "tokdrop/report.h"
 
 #ifndef TD_OPENBLAS_CORETYPE_POLICY
 #define TD_OPENBLAS_CORETYPE_POLICY "auto"
@@ -44,7 +45,9 @@ int main(int argc, char **argv)
     /* OpenBLAS picks its kernels when loaded; an older OpenBLAS falls back
      * to AVX2 on recent Xeons, so restart with the AVX-512 ones (policy set
      * in Makefile.inc; a user's OPENBLAS_CORETYPE always wins). */
-    if (strcmp(TD_OPENBLAS_CORETYPE_POLICY, "auto") == 0) td_blas_restart_for_fast_kernels(argv);
+    if (strcmp(TD_OPENBLAS_CORETYPE_POLICY, "auto") == 0) td_cli_restart_for_fast_kernels(argv);
+    /* the library's lines ("tokdrop: ...") go to stderr */
+    td_report_set_sink(td_report_stderr, "tokdrop");
     if (argc < 2) {
         fputs("tokdrop: no command given\n", stderr);
         usage(stderr);

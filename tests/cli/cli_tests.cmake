@@ -68,3 +68,9 @@ set_tests_properties(cli_refusals PROPERTIES TIMEOUT 300)
 
 # docs/config.md is what td-config-doc writes from the key table.
 td_cli_test(config_doc config_doc.sh $<TARGET_FILE:td-config-doc>)
+
+# The layering rules (README "Layout"): the base library and tokdrop-prep
+# without MPI/BLAS, MPI only in dist.c, no prints or getenv in the library.
+if(TARGET tokdrop-prep)
+  td_cli_test(cli_layers layers.sh $<TARGET_FILE:tokdrop-prep> $<TARGET_FILE:tokdrop_base>)
+endif()

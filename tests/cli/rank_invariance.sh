@@ -41,9 +41,7 @@ run four_tcp 4 --set train.micro_batch=4
 mpiargs=""
 # the gradients reduced after the backward on every other step (the
 # benchmark's mode) must not change a step either
-export TOKDROP_ALLREDUCE=alternate
-run alternate 2 --set train.micro_batch=8
-unset TOKDROP_ALLREDUCE
+run alternate 2 --set train.micro_batch=8 --set train.allreduce=alternate
 # bf16 (SPEC section 9): the same splits, and 2 threads bit for bit as 1
 with_bf16=0
 if bf16_available; then
