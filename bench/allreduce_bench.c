@@ -28,14 +28,14 @@
 #include <time.h>
 
 #include "cli.h"
-#include "tokdrop/blas.h"
-#include "tokdrop/config.h"
-#include "tokdrop/data.h"
-#include "tokdrop/dist.h"
-#include "tokdrop/gemm.h"
-#include "tokdrop/report.h"
-#include "tokdrop/model.h"
-#include "tokdrop/rng.h"
+#include "tokdrop/nn/blas.h"
+#include "tokdrop/train/config.h"
+#include "tokdrop/train/data.h"
+#include "tokdrop/train/dist.h"
+#include "tokdrop/nn/gemm.h"
+#include "tokdrop/base/report.h"
+#include "tokdrop/nn/model.h"
+#include "tokdrop/base/rng.h"
 
 #define MAX_BUCKETS 256
 #define MAX_REPEATS 64

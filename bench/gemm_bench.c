@@ -11,9 +11,9 @@
 #include <time.h>
 
 #include "cli.h"
-#include "tokdrop/blas.h"
-#include "tokdrop/gemm.h"
-#include "tokdrop/report.h"
+#include "tokdrop/nn/blas.h"
+#include "tokdrop/nn/gemm.h"
+#include "tokdrop/base/report.h"
 
 static double now_s(void)
 {

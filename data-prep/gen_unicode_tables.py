@@ -159,7 +159,7 @@ def mapping_table(pairs, name, len_bits):
 
 
 def utf8_c_spaces():
-    """The code points listed in src/utf8.c's td_utf8_is_space."""
+    """The code points listed in src/base/utf8.c's td_utf8_is_space."""
     import os
     import re
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "utf8.c")
@@ -183,12 +183,12 @@ def main():
             lower_pairs.append((cp, [ord(c) for c in ch.lower()]))
         if flags[cp] & F_HAS_DECOMP and not HANGUL_FIRST <= cp <= HANGUL_LAST:
             decomp_pairs.append((cp, [ord(c) for c in unicodedata.normalize("NFD", ch)]))
-    # str.isspace() is not a table: src/utf8.c lists its 29 code points,
+    # str.isspace() is not a table: src/base/utf8.c lists its 29 code points,
     # which this checks.
     pyspace = [cp for cp in range(MAX_CP) if not is_surrogate(cp) and chr(cp).isspace()]
     listed = utf8_c_spaces()
     if pyspace != listed:
-        sys.exit("src/utf8.c td_utf8_is_space lists %s, Python's str.isspace() is true for %s"
+        sys.exit("src/base/utf8.c td_utf8_is_space lists %s, Python's str.isspace() is true for %s"
                  % ([hex(c) for c in listed], [hex(c) for c in pyspace]))
 
     out = []

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tokdrop/ckpt.h"
+#include "tokdrop/train/ckpt.h"
 
 #define N_TENSORS 3
 #define N_PARAMS 128

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/config.h"
+#include "tokdrop/train/config.h"
 
 /* Writes text to DIR/name and returns the path (static storage, one at a time). */
 static const char *write_file(const char *dir, const char *name, const char *text)

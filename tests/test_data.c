@@ -10,10 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/data.h"
-#include "tokdrop/hash.h"
-#include "tokdrop/shard_format.h"
-#include "tokdrop/vocab.h"
+#include "formats/data_shard.h"
+#include "tokdrop/train/data.h"
+#include "tokdrop/base/hash.h"
+#include "tokdrop/base/shard_format.h"
+#include "tokdrop/base/vocab.h"
 
 #define CLS 2
 #define SEP 3

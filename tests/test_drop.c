@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/data.h"
-#include "tokdrop/drop.h"
-#include "tokdrop/rng.h"
-#include "tokdrop/vocab.h"
+#include "tokdrop/train/data.h"
+#include "tokdrop/nn/drop.h"
+#include "tokdrop/base/rng.h"
+#include "tokdrop/base/vocab.h"
 
 /* The test vocabulary: special tokens at ids no other vocabulary uses, so
  * a table that assumed BERT's fixed ids would fail. */

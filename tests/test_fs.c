@@ -1,4 +1,4 @@
-/* The file module (src/fs.h): an atomic write leaves the old file or the
+/* The file module (src/base/fs.h): an atomic write leaves the old file or the
  * new one, never a partial one, and no temporary file after a failure;
  * mkdir -p; path joining refuses to truncate; listing is sorted. */
 #include "testutil.h"
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "base/fs.h"
 
 static char *join(const char *dir, const char *name)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/gemm.h"
+#include "tokdrop/nn/gemm.h"
 
 static td_gemm_engine *bf16_engine(void)
 {

@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/ckpt.h"
-#include "tokdrop/config.h"
-#include "tokdrop/hf.h"
-#include "tokdrop/model.h"
-#include "tokdrop/safetensors.h"
-#include "tokdrop/weights.h"
+#include "tokdrop/train/ckpt.h"
+#include "tokdrop/train/config.h"
+#include "tokdrop/formats/hf.h"
+#include "tokdrop/nn/model.h"
+#include "tokdrop/formats/safetensors.h"
+#include "tokdrop/train/weights.h"
 
 static const char *path_in(const char *dir, const char *name)
 {

@@ -1,4 +1,4 @@
-/* The JSON wrapper (tokdrop/json.h): duplicate keys refused, syntax errors
+/* The JSON wrapper (tokdrop/formats/json.h): duplicate keys refused, syntax errors
  * placed by line, column and byte, typed getters' messages, every string
  * escaped on the way out and read back unchanged, and reals written with
  * the digits asked for. */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/json.h"
+#include "tokdrop/formats/json.h"
 
 static td_json *parse_ok(const char *text)
 {

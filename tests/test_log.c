@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tokdrop/log.h"
+#include "tokdrop/train/log.h"
 
 static const char *write_file(const char *dir, const char *text)
 {

@@ -2,15 +2,16 @@
  * (with and without token dropping, dropout active), keep == T equals the
  * full model bit for bit, padding does not change the outputs, and a
  * one-layer case whose loss is worked out by hand. */
+#include "tokdrop/train/config.h"
 #include "testutil.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/data.h"
-#include "tokdrop/model.h"
-#include "tokdrop/rng.h"
+#include "tokdrop/train/data.h"
+#include "tokdrop/nn/model.h"
+#include "tokdrop/base/rng.h"
 
 enum { V = 23, H = 8, L = 4, A = 2, I = 12, T = 8, B = 3, MP = 3 };
 

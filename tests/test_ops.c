@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/blas.h"
-#include "tokdrop/error.h"
-#include "tokdrop/ops.h"
-#include "vecmath.h"
+#include "tokdrop/nn/blas.h"
+#include "tokdrop/base/error.h"
+#include "tokdrop/nn/ops.h"
+#include "nn/vecmath.h"
 
 /* Unit roundoff of float. */
 #define U_F 5.9604644775390625e-08

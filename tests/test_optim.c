@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/optim.h"
+#include "tokdrop/nn/optim.h"
 
 /* Relative tolerance for float results against double hand values: the
  * step does its element maths in float (about 6e-8 relative per operation). */

@@ -13,9 +13,9 @@
 #include <cmocka.h>
 
 #include "testutil.h"
-#include "tokdrop/error.h"
-#include "tokdrop/log.h"
-#include "tokdrop/report.h"
+#include "tokdrop/base/error.h"
+#include "tokdrop/train/log.h"
+#include "tokdrop/base/report.h"
 
 typedef struct {
     int n;

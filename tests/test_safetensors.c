@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tokdrop/safetensors.h"
+#include "tokdrop/formats/safetensors.h"
 
 static void set_tensor(td_tensor_info *t, const char *name, int64_t offset, int ndim, int64_t d0,
                        int64_t d1)

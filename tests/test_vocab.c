@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/hash.h"
-#include "tokdrop/vocab.h"
+#include "tokdrop/base/hash.h"
+#include "tokdrop/base/vocab.h"
 
 static const char *write_file(const char *name, const char *text, size_t n)
 {

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "tokdrop/report.h"
-#include "tokdrop/rng.h"
+#include "tokdrop/base/report.h"
+#include "tokdrop/base/rng.h"
 
 /* Every test program shows the library's lines (a failed TD_ASSERT's
  * file:line included) on stderr, as the programs do. */

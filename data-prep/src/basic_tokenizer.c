@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 #include "unicode.h"
 #include "util.h"
 

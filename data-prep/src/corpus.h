@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "input.h"
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 #include "util.h"
 #include "wordpiece.h"
 

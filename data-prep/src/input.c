@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "fs.h"
+#include "base/fs.h"
 #include "unicode.h"
 #include "util.h"
 

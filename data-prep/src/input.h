@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 
 typedef struct {
     char **paths; /* (n) "-" means stdin */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 
 void tdp_instances_free(tdp_instances *x)
 {

@@ -1,4 +1,4 @@
-/* HDF5 shard writer (shard_writer.h): the format is tokdrop/shard_format.h; the
+/* HDF5 shard writer (shard_writer.h): the format is tokdrop/base/shard_format.h; the
  * file is written through the shared HDF5 writer (h5util.h), atomically (fs.h). */
 #include "shard_writer.h"
 
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h5util.h"
+#include "formats/h5util.h"
 #include "instances.h"
 #include "util.h"
 

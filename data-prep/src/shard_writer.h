@@ -1,4 +1,4 @@
-/* One output shard in the format of tokdrop/shard_format.h (NVIDIA
+/* One output shard in the format of tokdrop/base/shard_format.h (NVIDIA
  * DeepLearningExamples' BERT HDF5 layout plus tokdrop's token_counts and
  * attributes). Every dataset is written in one H5Dwrite from arrays built
  * in memory. */
@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#include "tokdrop/error.h"
-#include "tokdrop/shard_format.h"
+#include "tokdrop/base/error.h"
+#include "tokdrop/base/shard_format.h"
 
 typedef struct {
     int64_t n, seq_len, max_pred, vocab_size; /* N, T, P, V */

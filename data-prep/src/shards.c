@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "corpus.h"
-#include "fs.h"
+#include "base/fs.h"
 #include "input.h"
 #include "shard_writer.h"
-#include "tokdrop/hash.h"
+#include "tokdrop/base/hash.h"
 #include "util.h"
 #include "wordpiece.h"
 

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "instances.h"
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 
 /* Sequences per shard when the number of shards is automatic. */
 #define TDP_AUTO_SHARD_SEQS 65536

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 #include "util.h"
 
 static inline uint64_t mix(uint64_t x)

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 
 void *tdp_xrealloc_at(void *p, size_t n_bytes, const char *file, int line)
 {

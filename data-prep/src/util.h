@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tokdrop/rng.h"
+#include "tokdrop/base/rng.h"
 
 /* realloc that aborts with the call site on failure (like td_xmalloc). */
 void *tdp_xrealloc_at(void *p, size_t n_bytes, const char *file, int line);

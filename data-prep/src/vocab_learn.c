@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "basic_tokenizer.h"
-#include "fs.h"
+#include "base/fs.h"
 #include "input.h"
 #include "unicode.h"
 #include "util.h"

@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 #include "strmap.h"
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 
 typedef struct {
     int64_t vocab_size;     /* target size, specials included */

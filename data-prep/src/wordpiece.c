@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokdrop/vocab.h"
+#include "tokdrop/base/vocab.h"
 
 static int64_t count_chars(const char *s, int64_t n_bytes)
 {

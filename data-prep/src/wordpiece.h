@@ -11,7 +11,7 @@
 
 #include "basic_tokenizer.h"
 #include "strmap.h"
-#include "tokdrop/error.h"
+#include "tokdrop/base/error.h"
 #include "util.h"
 
 #define TDP_MAX_WORD_CHARS 100 /* max_input_chars_per_word */

@@ -10,7 +10,7 @@
 #include "corpus.h"
 #include "input.h"
 #include "shards.h"
-#include "tokdrop/vocab.h"
+#include "tokdrop/base/vocab.h"
 #include "vocab_learn.h"
 #include "wordpiece.h"
 

@@ -15,9 +15,9 @@
 
 #include "shard_writer.h"
 #include "shards.h"
-#include "tokdrop/data.h"
-#include "tokdrop/hash.h"
-#include "tokdrop/vocab.h"
+#include "tokdrop/train/data.h"
+#include "tokdrop/base/hash.h"
+#include "tokdrop/base/vocab.h"
 
 enum { N_DOCS = 40, T = 32, P = 5 };
 

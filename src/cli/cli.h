@@ -4,8 +4,8 @@
 
 #include <stdbool.h>
 
-#include "tokdrop/config.h"
-#include "tokdrop/dist.h"
+#include "tokdrop/train/config.h"
+#include "tokdrop/train/dist.h"
 
 enum {
     TD_EXIT_OK = 0,

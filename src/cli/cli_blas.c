@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "tokdrop/blas.h"
+#include "tokdrop/nn/blas.h"
 
 void td_cli_restart_for_fast_kernels(char **argv)
 {

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "tokdrop/blas.h"
-#include "tokdrop/data.h"
-#include "tokdrop/gemm.h"
-#include "tokdrop/log.h"
+#include "tokdrop/nn/blas.h"
+#include "tokdrop/train/data.h"
+#include "tokdrop/nn/gemm.h"
+#include "tokdrop/train/log.h"
 
 bool td_cli_load_config(td_config *cfg, const char *path, const char *const *sets, int n_sets, int ranks_on_node,
                         td_error *err)

@@ -8,13 +8,13 @@
 
 #include "cli.h"
 #include "cli_args.h"
-#include "fs.h"
-#include "tokdrop/ckpt.h"
-#include "tokdrop/config.h"
-#include "tokdrop/hf.h"
-#include "tokdrop/model.h"
-#include "tokdrop/safetensors.h"
-#include "tokdrop/vocab.h"
+#include "base/fs.h"
+#include "tokdrop/train/ckpt.h"
+#include "tokdrop/train/config.h"
+#include "tokdrop/formats/hf.h"
+#include "tokdrop/nn/model.h"
+#include "tokdrop/formats/safetensors.h"
+#include "tokdrop/base/vocab.h"
 
 static const char EXPORT_HELP[] =
     "usage: tokdrop export CHECKPOINT OUTDIR [--vocab FILE]\n"

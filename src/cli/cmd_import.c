@@ -10,13 +10,13 @@
 
 #include "cli.h"
 #include "cli_args.h"
-#include "fs.h"
-#include "tokdrop/ckpt.h"
-#include "tokdrop/config.h"
-#include "tokdrop/hf.h"
-#include "tokdrop/model.h"
-#include "tokdrop/vocab.h"
-#include "tokdrop/weights.h"
+#include "base/fs.h"
+#include "tokdrop/train/ckpt.h"
+#include "tokdrop/train/config.h"
+#include "tokdrop/formats/hf.h"
+#include "tokdrop/nn/model.h"
+#include "tokdrop/base/vocab.h"
+#include "tokdrop/train/weights.h"
 
 static const char IMPORT_HELP[] =
     "usage: tokdrop import HF_DIR CHECKPOINT\n"

@@ -11,12 +11,12 @@
 
 #include "cli.h"
 #include "cli_args.h"
-#include "fs.h"
-#include "tokdrop/blas.h"
-#include "tokdrop/config.h"
-#include "tokdrop/dist.h"
-#include "tokdrop/log.h"
-#include "tokdrop/train.h"
+#include "base/fs.h"
+#include "tokdrop/nn/blas.h"
+#include "tokdrop/train/config.h"
+#include "tokdrop/train/dist.h"
+#include "tokdrop/train/log.h"
+#include "tokdrop/train/train.h"
 
 #ifndef TD_DEFAULT_THREADS
 #define TD_DEFAULT_THREADS 0

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "tokdrop/blas.h"
-#include "tokdrop/gemm.h"
-#include "tokdrop/report.h"
+#include "tokdrop/nn/blas.h"
+#include "tokdrop/nn/gemm.h"
+#include "tokdrop/base/report.h"
 
 #ifndef TD_OPENBLAS_CORETYPE_POLICY
 #define TD_OPENBLAS_CORETYPE_POLICY "auto"

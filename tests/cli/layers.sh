@@ -5,6 +5,9 @@
 #     YAML or oneDNN, and tokdrop-prep loads none of MPI, OpenBLAS, oneDNN,
 #     libyaml;
 #  2. every MPI call of the library is in dist.c;
+#  4. each layer's sources and headers (src/LAYER, include/tokdrop/LAYER)
+#     include only headers of their own layer or of the layers below it, in
+#     the order base < nn < formats < train (README "Layers");
 #  3. the library never writes to stderr (the report sink does, report.c,
 #     when a program installs it) and reads no environment variable (the
 #     programs do, and pass the values in).
@@ -41,4 +44,18 @@ $prints"
 env_reads=$(for f in $lib_sources; do grep -HnE '\b(getenv|secure_getenv|setenv)\(' "$f"; done)
 [ -z "$env_reads" ] || fail "the library reads the environment:
 $env_reads"
+
+# 4.
+rank() { case $1 in base) echo 1 ;; nn) echo 2 ;; formats) echo 3 ;; train) echo 4 ;; *) echo 0 ;; esac; }
+upward=$(for layer in base nn formats train; do
+    for f in "$src/src/$layer"/* "$src/include/tokdrop/$layer"/*; do
+        [ -f "$f" ] || continue
+        grep -oE '#include "(tokdrop/)?[a-z]+/[a-z_0-9]+\.h"' "$f" | sed -E 's/#include "(tokdrop\/)?//; s/\/.*//' |
+            while read -r used; do
+                [ "$(rank "$used")" -le "$(rank "$layer")" ] || echo "$f ($layer) includes a $used header"
+            done
+    done
+done)
+[ -z "$upward" ] || fail "a layer uses a layer above it:
+$upward"
 echo "ok"

@@ -1,0 +1,264 @@
+/* Internal HDF5 plumbing (h5util.h): failure messages from HDF5's error
+ * stack, silencing its automatic printing, id cleanup, and the typed writes
+ * and reads every HDF5 file of ours is made of. */
+#include "formats/h5util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fs.h"
+
+static herr_t why_cb(unsigned n, const H5E_error2_t *e, void *data)
+{
+    td_h5_why *w = data;
+    if (!e->desc) return 0;
+    if (n == 0) snprintf(w->desc, sizeof(w->desc), "%s", e->desc);
+    if (strstr(e->desc, "truncated")) w->truncated = true;
+    return 0;
+}
+
+td_h5_why td_h5_get_why(void)
+{
+    td_h5_why w = {"no detail", false};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, why_cb, &w);
+    return w;
+}
+
+td_status td_h5_fail(td_error *err, const char *path, const char *what, const char *call,
+                     const char *file, int line)
+{
+    td_h5_why w = td_h5_get_why();
+    const char *slash = strrchr(file, '/');
+    const char *base = slash ? slash + 1 : file;
+    if (what)
+        return td_error_set(err, TD_ERR_IO, "%s: %s: HDF5 call %s failed: %s (%s:%d)", path, what,
+                            call, w.desc, base, line);
+    return td_error_set(err, TD_ERR_IO, "%s: HDF5 call %s failed: %s (%s:%d)", path, call, w.desc,
+                        base, line);
+}
+
+td_h5_quiet td_h5_quiet_begin(void)
+{
+    td_h5_quiet q = {NULL, NULL};
+    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return q;
+}
+
+void td_h5_quiet_end(td_h5_quiet q)
+{
+    H5Eset_auto2(H5E_DEFAULT, q.fn, q.data);
+}
+
+void td_h5_close_id(hid_t id, herr_t (*close_fn)(hid_t))
+{
+    if (id >= 0) close_fn(id);
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static void w_fail(td_h5_writer *w, const char *what, const char *call, int line)
+{
+    if (w->st == TD_OK) w->st = td_h5_fail(w->err, w->tmp, what, call, __FILE__, line);
+}
+
+td_status td_h5_writer_create(td_h5_writer *w, const char *path, hid_t fapl, td_error *err)
+{
+    *w = (td_h5_writer){.file = -1, .lcpl = H5P_DEFAULT, .cset = H5T_CSET_ASCII, .err = err};
+    size_t n = strlen(path);
+    w->path = memcpy(td_xmalloc(n + 1), path, n + 1);
+    w->tmp = td_fs_tmp_path(path);
+    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (w->file < 0) {
+        w_fail(w, "file", "H5Fcreate", __LINE__);
+        td_fs_discard(w->tmp);
+    }
+    return w->st;
+}
+
+td_status td_h5_writer_close(td_h5_writer *w)
+{
+    if (w->file >= 0) {
+        if (H5Fclose(w->file) < 0) w_fail(w, "file", "H5Fclose", __LINE__);
+        if (w->st == TD_OK)
+            w->st = td_fs_commit(w->tmp, w->path, w->err);
+        else
+            td_fs_discard(w->tmp);
+    }
+    w->file = -1;
+    free(w->path);
+    free(w->tmp);
+    w->path = w->tmp = NULL;
+    return w->st;
+}
+
+void td_h5_write_attr_str(td_h5_writer *w, const char *name, const char *value)
+{
+    if (w->st != TD_OK) return;
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR), attr = -1;
+    if (type < 0 || space < 0 || H5Tset_size(type, strlen(value) + 1) < 0 ||
+        H5Tset_cset(type, w->cset) < 0) {
+        w_fail(w, name, "H5Tcopy/H5Screate", __LINE__);
+    } else {
+        attr = H5Acreate2(w->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+        if (attr < 0 || H5Awrite(attr, type, value) < 0)
+            w_fail(w, name, "H5Acreate2/H5Awrite", __LINE__);
+    }
+    if (attr >= 0 && H5Aclose(attr) < 0) w_fail(w, name, "H5Aclose", __LINE__);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
+}
+
+void td_h5_write_attr_num(td_h5_writer *w, const char *name, hid_t file_type, hid_t mem_type,
+                          const void *value)
+{
+    if (w->st != TD_OK) return;
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr =
+        space < 0 ? -1 : H5Acreate2(w->file, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr < 0 || H5Awrite(attr, mem_type, value) < 0)
+        w_fail(w, name, "H5Acreate2/H5Awrite", __LINE__);
+    if (attr >= 0 && H5Aclose(attr) < 0) w_fail(w, name, "H5Aclose", __LINE__);
+    td_h5_close_id(space, H5Sclose);
+}
+
+/* Creates and writes one dataset of the given space; with_data false
+ * leaves it empty. */
+static void write_dataset(td_h5_writer *w, const char *name, hid_t file_type, hid_t mem_type,
+                          hid_t space, bool with_data, const void *data)
+{
+    hid_t ds = H5Dcreate2(w->file, name, file_type, space, w->lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0)
+        w_fail(w, name, "H5Dcreate2", __LINE__);
+    else if (with_data && H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        w_fail(w, name, "H5Dwrite", __LINE__);
+    if (ds >= 0 && H5Dclose(ds) < 0) w_fail(w, name, "H5Dclose", __LINE__);
+}
+
+void td_h5_write_dataset(td_h5_writer *w, const char *name, hid_t file_type, hid_t mem_type,
+                         int ndim, const hsize_t *dims, const void *data)
+{
+    if (w->st != TD_OK) return;
+    hsize_t n_elems = 1;
+    for (int d = 0; d < ndim; d++) n_elems *= dims[d];
+    hid_t space = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
+    if (space < 0)
+        w_fail(w, name, "H5Screate", __LINE__);
+    else
+        write_dataset(w, name, file_type, mem_type, space, n_elems > 0, data);
+    td_h5_close_id(space, H5Sclose);
+}
+
+void td_h5_write_str_dataset(td_h5_writer *w, const char *name, const char *text)
+{
+    if (w->st != TD_OK) return;
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    if (type < 0 || space < 0 || H5Tset_size(type, strlen(text) + 1) < 0)
+        w_fail(w, name, "H5Tcopy/H5Tset_size", __LINE__);
+    else
+        write_dataset(w, name, type, type, space, true, text);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
+}
+
+void td_h5_write_group(td_h5_writer *w, const char *name, hid_t gcpl)
+{
+    if (w->st != TD_OK) return;
+    hid_t g = H5Gcreate2(w->file, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    if (g < 0) w_fail(w, name, "H5Gcreate2", __LINE__);
+    td_h5_close_id(g, H5Gclose);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+td_status td_h5_read_attr(void *out, size_t out_len, hid_t mem_type, hid_t loc, const char *path,
+                          const char *name, td_error *err)
+{
+    td_status st = TD_OK;
+    hid_t attr = -1, type = -1, space = -1, str_type = -1;
+    char what[128];
+    snprintf(what, sizeof(what), "attribute %s", name);
+    htri_t exists;
+    TD_H5(path, what, exists = H5Aexists(loc, name));
+    if (!exists) {
+        st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s missing", path, name);
+        goto done;
+    }
+    TD_H5(path, what, attr = H5Aopen(loc, name, H5P_DEFAULT));
+    TD_H5(path, what, type = H5Aget_type(attr));
+    TD_H5(path, what, space = H5Aget_space(attr));
+    H5T_class_t cls = H5Tget_class(type);
+    const bool want_str = mem_type < 0;
+    if (H5Sget_simple_extent_npoints(space) != 1 || cls != (want_str ? H5T_STRING : H5T_INTEGER) ||
+        (want_str && H5Tis_variable_str(type) != 0)) {
+        st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s is not a scalar %s", path, name,
+                          want_str ? "fixed-length string" : "integer");
+        goto done;
+    }
+    if (want_str) {
+        size_t size = H5Tget_size(type);
+        if (size == 0 || size >= out_len) {
+            st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s is %zu bytes, expected < %zu",
+                              path, name, size, out_len);
+            goto done;
+        }
+        TD_H5(path, what, str_type = H5Tcopy(H5T_C_S1));
+        TD_H5(path, what, H5Tset_size(str_type, size));
+        TD_H5(path, what, H5Aread(attr, str_type, out));
+        ((char *)out)[size] = '\0';
+    } else {
+        TD_H5(path, what, H5Aread(attr, mem_type, out));
+    }
+done:
+    td_h5_close_id(str_type, H5Tclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
+    td_h5_close_id(attr, H5Aclose);
+    return st;
+}
+
+td_status td_h5_read_str_dataset(char **out, hid_t loc, const char *path, const char *name,
+                                 uint64_t max_bytes, td_error *err)
+{
+    td_status st = TD_OK;
+    hid_t ds = -1, type = -1, space = -1, str_type = -1;
+    char *text = NULL;
+    char what[128];
+    snprintf(what, sizeof(what), "dataset %s", name);
+    htri_t exists;
+    TD_H5(path, what, exists = H5Lexists(loc, name, H5P_DEFAULT));
+    if (!exists) {
+        st = td_error_set(err, TD_ERR_FORMAT, "%s: dataset %s missing", path, name);
+        goto done;
+    }
+    TD_H5(path, what, ds = H5Dopen2(loc, name, H5P_DEFAULT));
+    TD_H5(path, what, type = H5Dget_type(ds));
+    TD_H5(path, what, space = H5Dget_space(ds));
+    size_t size = H5Tget_size(type);
+    if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0 ||
+        H5Sget_simple_extent_type(space) != H5S_SCALAR || size == 0 || size > max_bytes) {
+        st = td_error_set(err, TD_ERR_FORMAT,
+                          "%s: dataset %s is not a scalar fixed-length string", path, name);
+        goto done;
+    }
+    TD_H5(path, what, str_type = H5Tcopy(H5T_C_S1));
+    TD_H5(path, what, H5Tset_size(str_type, size));
+    text = malloc(size + 1);
+    if (!text) {
+        st = td_error_set(err, TD_ERR_NOMEM, "%s: no memory for the %zu-byte dataset %s", path,
+                          size, name);
+        goto done;
+    }
+    TD_H5(path, what, H5Dread(ds, str_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, text));
+    text[size] = '\0';
+    *out = text;
+    text = NULL;
+done:
+    free(text);
+    td_h5_close_id(str_type, H5Tclose);
+    td_h5_close_id(space, H5Sclose);
+    td_h5_close_id(type, H5Tclose);
+    td_h5_close_id(ds, H5Dclose);
+    return st;
+}
