@@ -44,6 +44,27 @@ void td_cli_free(td_cli_cmd *cmd)
     cmd->n_pos = 0;
 }
 
+/* The positional arguments against cmd->positional: "missing a checkpoint
+ * file and an output directory", "unexpected argument 'x'". */
+static td_cli_result check_positional(const td_cli_cmd *cmd)
+{
+    int want = 0;
+    while (cmd->positional[want]) want++;
+    if (cmd->n_pos > want) {
+        td_cli_usage_error(cmd, "unexpected argument '%s'", cmd->pos[want]);
+        return TD_CLI_ERROR;
+    }
+    if (cmd->n_pos == want) return TD_CLI_OK;
+    char missing[512] = "";
+    for (int i = cmd->n_pos; i < want; i++) {
+        size_t n = strlen(missing);
+        snprintf(missing + n, sizeof(missing) - n, "%s%s", i == cmd->n_pos ? "" : i + 1 == want ? " and " : ", ",
+                 cmd->positional[i]);
+    }
+    td_cli_usage_error(cmd, "missing %s", missing);
+    return TD_CLI_ERROR;
+}
+
 td_cli_result td_cli_parse(td_cli_cmd *cmd, int argc, char **argv)
 {
     struct option *longopts = calloc((size_t)cmd->n_opts + 2, sizeof(*longopts));
@@ -101,5 +122,6 @@ td_cli_result td_cli_parse(td_cli_cmd *cmd, int argc, char **argv)
     /* after "--": all positional */
     for (int i = optind; res == TD_CLI_OK && i < argc; i++) cmd->pos[cmd->n_pos++] = argv[i];
     free(longopts);
+    if (res == TD_CLI_OK && cmd->positional) res = check_positional(cmd);
     return res;
 }

@@ -31,6 +31,11 @@ typedef struct {
     const char *help; /* the --help text; its first line is the usage line */
     td_cli_opt *opts;
     int n_opts;
+    /* When set: the positional arguments the command takes, exactly, as
+     * NULL-terminated descriptions ("a config file"); td_cli_parse refuses
+     * a missing or extra one, naming it. NULL: any number (the command
+     * checks them). */
+    const char *const *positional;
     /* set by td_cli_parse: the positional arguments in order ("-" and
      * everything after "--" included) */
     const char **pos;

@@ -80,20 +80,17 @@ done:
 int td_cmd_eval(int argc, char **argv)
 {
     td_cli_opt opts[] = {TD_CLI_VALUE("checkpoint"), TD_CLI_LIST("set")};
-    td_cli_cmd cmd = {.prog = "tokdrop eval", .help = EVAL_HELP, .opts = opts, .n_opts = 2};
+    static const char *const positional[] = {"a config file", NULL};
+    td_cli_cmd cmd = {.prog = "tokdrop eval", .help = EVAL_HELP, .opts = opts, .n_opts = 2, .positional = positional};
     td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
     if (parsed != TD_CLI_OK) {
         td_cli_free(&cmd);
         return td_cli_exit_status(parsed);
     }
     int rc = TD_EXIT_OK;
-    if (cmd.n_pos == 0)
-        rc = td_cli_usage_error(&cmd, "no config file given");
-    else if (cmd.n_pos > 1)
-        rc = td_cli_usage_error(&cmd, "more than one config file given: '%s' and '%s'", cmd.pos[0], cmd.pos[1]);
-    else if (!opts[0].value)
+    if (!opts[0].value)
         rc = td_cli_usage_error(&cmd, "--checkpoint FILE is required");
-    const char *config_path = cmd.n_pos > 0 ? cmd.pos[0] : NULL, *ckpt_path = opts[0].value;
+    const char *config_path = cmd.pos[0], *ckpt_path = opts[0].value;
     td_dist dist;
     static td_config cfg;
     if (rc == TD_EXIT_OK) rc = td_cli_start(&dist, &cfg, config_path, opts[1].values, opts[1].n_values, &argc, &argv);

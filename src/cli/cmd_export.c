@@ -87,18 +87,14 @@ static td_status export(const char *ckpt_path, const char *out_dir, const char *
 int td_cmd_export(int argc, char **argv)
 {
     td_cli_opt opts[] = {TD_CLI_VALUE("vocab")};
-    td_cli_cmd cmd = {.prog = "tokdrop export", .help = EXPORT_HELP, .opts = opts, .n_opts = 1};
+    static const char *const positional[] = {"a checkpoint file", "an output directory", NULL};
+    td_cli_cmd cmd = {.prog = "tokdrop export", .help = EXPORT_HELP, .opts = opts, .n_opts = 1, .positional = positional};
     td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
     if (parsed != TD_CLI_OK) {
         td_cli_free(&cmd);
         return td_cli_exit_status(parsed);
     }
     int rc = TD_EXIT_OK;
-    if (cmd.n_pos < 2)
-        rc = td_cli_usage_error(&cmd, "%s", cmd.n_pos == 0 ? "a checkpoint file and an output directory are needed"
-                                                           : "an output directory is needed");
-    else if (cmd.n_pos > 2)
-        rc = td_cli_usage_error(&cmd, "unexpected argument '%s'", cmd.pos[2]);
     td_error err = {0};
     if (rc == TD_EXIT_OK && export(cmd.pos[0], cmd.pos[1], opts[0].value, &err) != TD_OK) {
         fprintf(stderr, "tokdrop export: %s\n", err.msg);

@@ -117,18 +117,14 @@ static td_status import(const char *dir, const char *ckpt_path, td_error *err)
 
 int td_cmd_import(int argc, char **argv)
 {
-    td_cli_cmd cmd = {.prog = "tokdrop import", .help = IMPORT_HELP};
+    static const char *const positional[] = {"a Hugging Face model directory", "a checkpoint file to write", NULL};
+    td_cli_cmd cmd = {.prog = "tokdrop import", .help = IMPORT_HELP, .positional = positional};
     td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
     if (parsed != TD_CLI_OK) {
         td_cli_free(&cmd);
         return td_cli_exit_status(parsed);
     }
     int rc = TD_EXIT_OK;
-    if (cmd.n_pos < 2)
-        rc = td_cli_usage_error(&cmd, "%s", cmd.n_pos == 0 ? "a Hugging Face model directory and a checkpoint file are needed"
-                                                           : "a checkpoint file to write is needed");
-    else if (cmd.n_pos > 2)
-        rc = td_cli_usage_error(&cmd, "unexpected argument '%s'", cmd.pos[2]);
     td_error err = {0};
     if (rc == TD_EXIT_OK && import(cmd.pos[0], cmd.pos[1], &err) != TD_OK) {
         fprintf(stderr, "tokdrop import: %s\n", err.msg);

@@ -254,18 +254,15 @@ static const char TRAIN_HELP[] =
 int td_cmd_train(int argc, char **argv)
 {
     td_cli_opt opts[] = {TD_CLI_LIST("set"), TD_CLI_VALUE("dump")};
-    td_cli_cmd cmd = {.prog = "tokdrop train", .help = TRAIN_HELP, .opts = opts, .n_opts = 2};
+    static const char *const positional[] = {"a config file", NULL};
+    td_cli_cmd cmd = {.prog = "tokdrop train", .help = TRAIN_HELP, .opts = opts, .n_opts = 2, .positional = positional};
     td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
     if (parsed != TD_CLI_OK) {
         td_cli_free(&cmd);
         return td_cli_exit_status(parsed);
     }
     int rc = TD_EXIT_OK;
-    if (cmd.n_pos == 0)
-        rc = td_cli_usage_error(&cmd, "no config file given");
-    else if (cmd.n_pos > 1)
-        rc = td_cli_usage_error(&cmd, "more than one config file given: '%s' and '%s'", cmd.pos[0], cmd.pos[1]);
-    const char *config_path = cmd.n_pos > 0 ? cmd.pos[0] : NULL, *dump_path = opts[1].value;
+    const char *config_path = cmd.pos[0], *dump_path = opts[1].value;
     td_dist dist;
     static td_config cfg;
     if (rc == TD_EXIT_OK)

@@ -47,29 +47,29 @@ for c in train eval export import; do
     refuses 2 "'-q'" "$tokdrop" $c -q
 done
 
-refuses 2 "no config file" "$tokdrop" train
+refuses 2 "missing a config file" "$tokdrop" train
 refuses 2 "$work/none.yaml" "$tokdrop" train "$work/none.yaml"
-refuses 2 "more than one config" "$tokdrop" train "$cfg" "$cfg"
+refuses 2 "unexpected argument '$cfg'" "$tokdrop" train "$cfg" "$cfg"
 refuses 2 "'--dump' needs a value" "$tokdrop" train "$cfg" --dump
 refuses 2 "'--set' needs a value" "$tokdrop" train "$cfg" --set
 refuses 2 "train.nokey" "$tokdrop" train "$cfg" --set train.nokey=1
 refuses 1 "$work/nothing/\*.h5" "$tokdrop" train "$cfg" --set "data.train=$work/nothing/*.h5" --set "run.dir=$work/r"
 
-refuses 2 "no config file" "$tokdrop" eval --checkpoint c.h5
+refuses 2 "missing a config file" "$tokdrop" eval --checkpoint c.h5
 refuses 2 "--checkpoint" "$tokdrop" eval "$cfg"
 refuses 2 "data.eval" "$tokdrop" eval "$cfg" --checkpoint c.h5
 refuses 2 "$work/none.yaml" "$tokdrop" eval "$work/none.yaml" --checkpoint c.h5
 refuses 1 "$work/missing.h5" "$tokdrop" eval "$cfg" --checkpoint "$work/missing.h5" \
     --set "data.eval=$work/fx/train/*.h5"
 
-refuses 2 "checkpoint file and an output directory" "$tokdrop" export
-refuses 2 "output directory" "$tokdrop" export c.h5
+refuses 2 "missing a checkpoint file and an output directory" "$tokdrop" export
+refuses 2 "missing an output directory" "$tokdrop" export c.h5
 refuses 2 "'extra'" "$tokdrop" export c.h5 out extra
 refuses 2 "'--vocab' needs a value" "$tokdrop" export c.h5 out --vocab
 refuses 1 "$work/missing.h5" "$tokdrop" export "$work/missing.h5" "$work/out"
 
-refuses 2 "model directory and a checkpoint" "$tokdrop" import
-refuses 2 "checkpoint file" "$tokdrop" import "$work/hf"
+refuses 2 "missing a Hugging Face model directory and a checkpoint file to write" "$tokdrop" import
+refuses 2 "missing a checkpoint file to write" "$tokdrop" import "$work/hf"
 refuses 2 "'extra'" "$tokdrop" import "$work/hf" c.h5 extra
 refuses 1 "$work/hf/config.json" "$tokdrop" import "$work/hf" "$work/c.h5"
 
