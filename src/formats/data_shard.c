@@ -224,56 +224,14 @@ done:
     return st;
 }
 
-/* Reads string attribute name of the root group into out (fixed-length as
- * tokdrop-prep writes it, or variable-length as h5py does); *found is
- * false when the file has no such attribute. */
+/* Reads string attribute name of the root group into out; *found is false
+ * when the file has no such attribute. */
 static td_status read_attr_str(char *out, size_t n_out, bool *found, hid_t file,
                                const char *path, const char *name, td_error *err)
 {
-    td_status st = TD_OK;
-    hid_t attr = -1, type = -1, mem = -1;
-    char what[64];
-    snprintf(what, sizeof(what), "attribute %s", name);
-    htri_t exists;
-    TD_H5(path, what, exists = H5Aexists(file, name));
-    *found = exists > 0;
-    if (!*found) goto done;
-    TD_H5(path, what, attr = H5Aopen(file, name, H5P_DEFAULT));
-    TD_H5(path, what, type = H5Aget_type(attr));
-    if (H5Tget_class(type) != H5T_STRING) {
-        st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s: type %s, expected a string",
-                          path, name, type_class_name(H5Tget_class(type)));
-        goto done;
-    }
-    htri_t vlen;
-    TD_H5(path, what, vlen = H5Tis_variable_str(type));
-    TD_H5(path, what, mem = H5Tcopy(H5T_C_S1));
-    H5T_cset_t cset; /* ASCII or UTF-8: HDF5 converts neither into the other */
-    TD_H5(path, what, cset = H5Tget_cset(type));
-    TD_H5(path, what, H5Tset_cset(mem, cset));
-    if (vlen) {
-        char *s = NULL;
-        TD_H5(path, what, H5Tset_size(mem, H5T_VARIABLE));
-        TD_H5(path, what, H5Aread(attr, mem, &s));
-        snprintf(out, n_out, "%s", s ? s : "");
-        H5free_memory(s);
-    } else {
-        char buf[256] = {0};
-        size_t size = H5Tget_size(type);
-        if (size == 0 || size >= sizeof(buf)) {
-            st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s: a string of %zu bytes, "
-                              "expected at most %zu", path, name, size, sizeof(buf) - 1);
-            goto done;
-        }
-        TD_H5(path, what, H5Tset_size(mem, size));
-        TD_H5(path, what, H5Aread(attr, mem, buf));
-        snprintf(out, n_out, "%s", buf);
-    }
-done:
-    td_h5_close_id(mem, H5Tclose);
-    td_h5_close_id(type, H5Tclose);
-    td_h5_close_id(attr, H5Aclose);
-    return st;
+    td_status st = td_h5_attr_exists(found, file, path, name, err);
+    if (st != TD_OK || !*found) return st;
+    return td_h5_read_attr(out, n_out, -1, file, path, name, err);
 }
 
 /* tokdrop-prep's attributes (shard_format.h): a file with `format` must be
@@ -284,7 +242,6 @@ static td_status check_attributes(hid_t file, const char *path, const td_shard_l
 {
     char format[64], hash[64];
     bool found = false;
-    hid_t attr = -1;
     td_status st = read_attr_str(format, sizeof(format), &found, file, path,
                                  TD_SHARD_ATTR_FORMAT, err);
     if (st != TD_OK || !found) return st;
@@ -293,16 +250,14 @@ static td_status check_attributes(hid_t file, const char *path, const td_shard_l
                             TD_SHARD_FORMAT "' (or no format attribute, as in NVIDIA's shards)",
                             path, format);
     int64_t version = 0;
-    htri_t exists;
-    TD_H5(path, "attribute " TD_SHARD_ATTR_FORMAT_VERSION,
-          exists = H5Aexists(file, TD_SHARD_ATTR_FORMAT_VERSION));
-    if (!exists)
+    st = td_h5_attr_exists(&found, file, path, TD_SHARD_ATTR_FORMAT_VERSION, err);
+    if (st != TD_OK) return st;
+    if (!found)
         return td_error_set(err, TD_ERR_FORMAT, "%s: attribute " TD_SHARD_ATTR_FORMAT_VERSION
                             " missing, expected %d", path, TD_SHARD_FORMAT_VERSION);
-    TD_H5(path, "attribute " TD_SHARD_ATTR_FORMAT_VERSION,
-          attr = H5Aopen(file, TD_SHARD_ATTR_FORMAT_VERSION, H5P_DEFAULT));
-    TD_H5(path, "attribute " TD_SHARD_ATTR_FORMAT_VERSION,
-          H5Aread(attr, H5T_NATIVE_INT64, &version));
+    st = td_h5_read_attr(&version, sizeof(version), H5T_NATIVE_INT64, file, path,
+                         TD_SHARD_ATTR_FORMAT_VERSION, err);
+    if (st != TD_OK) return st;
     if (version != TD_SHARD_FORMAT_VERSION) {
         st = td_error_set(err, TD_ERR_FORMAT,
                           "%s: shard format_version %lld, this tokdrop reads version %d; "
@@ -327,7 +282,6 @@ static td_status check_attributes(hid_t file, const char *path, const td_shard_l
                           path, hash, l->vocab_path, want, l->vocab_path);
     }
 done:
-    td_h5_close_id(attr, H5Aclose);
     return st;
 }
 

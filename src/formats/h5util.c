@@ -172,6 +172,16 @@ void td_h5_write_group(td_h5_writer *w, const char *name, hid_t gcpl)
 
 /* ---- reading ------------------------------------------------------------------ */
 
+td_status td_h5_attr_exists(bool *found, hid_t loc, const char *path, const char *name, td_error *err)
+{
+    td_status st = TD_OK;
+    htri_t exists = 0;
+    TD_H5(path, "attribute", exists = H5Aexists(loc, name));
+done:
+    *found = exists > 0;
+    return st;
+}
+
 td_status td_h5_read_attr(void *out, size_t out_len, hid_t mem_type, hid_t loc, const char *path,
                           const char *name, td_error *err)
 {
@@ -190,23 +200,41 @@ td_status td_h5_read_attr(void *out, size_t out_len, hid_t mem_type, hid_t loc, 
     TD_H5(path, what, space = H5Aget_space(attr));
     H5T_class_t cls = H5Tget_class(type);
     const bool want_str = mem_type < 0;
-    if (H5Sget_simple_extent_npoints(space) != 1 || cls != (want_str ? H5T_STRING : H5T_INTEGER) ||
-        (want_str && H5Tis_variable_str(type) != 0)) {
+    if (H5Sget_simple_extent_npoints(space) != 1 || cls != (want_str ? H5T_STRING : H5T_INTEGER)) {
         st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s is not a scalar %s", path, name,
-                          want_str ? "fixed-length string" : "integer");
+                          want_str ? "string" : "integer");
         goto done;
     }
     if (want_str) {
-        size_t size = H5Tget_size(type);
-        if (size == 0 || size >= out_len) {
-            st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s is %zu bytes, expected < %zu",
-                              path, name, size, out_len);
-            goto done;
-        }
+        htri_t vlen;
+        H5T_cset_t cset; /* ASCII or UTF-8: HDF5 converts neither into the other */
+        TD_H5(path, what, vlen = H5Tis_variable_str(type));
+        TD_H5(path, what, cset = H5Tget_cset(type));
         TD_H5(path, what, str_type = H5Tcopy(H5T_C_S1));
-        TD_H5(path, what, H5Tset_size(str_type, size));
-        TD_H5(path, what, H5Aread(attr, str_type, out));
-        ((char *)out)[size] = '\0';
+        TD_H5(path, what, H5Tset_cset(str_type, cset));
+        if (vlen) { /* as h5py writes them */
+            char *s = NULL;
+            TD_H5(path, what, H5Tset_size(str_type, H5T_VARIABLE));
+            TD_H5(path, what, H5Aread(attr, str_type, &s));
+            size_t n = s ? strlen(s) : 0;
+            if (n < out_len) memcpy(out, s ? s : "", n + 1);
+            H5free_memory(s);
+            if (n >= out_len) {
+                st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s is %zu bytes, expected < %zu",
+                                  path, name, n, out_len);
+                goto done;
+            }
+        } else {
+            size_t size = H5Tget_size(type);
+            if (size == 0 || size >= out_len) {
+                st = td_error_set(err, TD_ERR_FORMAT, "%s: attribute %s is %zu bytes, expected < %zu",
+                                  path, name, size, out_len);
+                goto done;
+            }
+            TD_H5(path, what, H5Tset_size(str_type, size));
+            TD_H5(path, what, H5Aread(attr, str_type, out));
+            ((char *)out)[size] = '\0';
+        }
     } else {
         TD_H5(path, what, H5Aread(attr, mem_type, out));
     }

@@ -96,8 +96,12 @@ void td_h5_write_group(td_h5_writer *w, const char *name, hid_t gcpl);
 
 /* ---- reading --------------------------------------------------------------- */
 
-/* Reads the scalar attribute name of loc into out: a fixed-length string
- * (mem_type < 0, out of out_len bytes, NUL-terminated) or an integer
+/* *found: whether loc has the attribute name. */
+td_status td_h5_attr_exists(bool *found, hid_t loc, const char *path, const char *name, td_error *err);
+
+/* Reads the scalar attribute name of loc into out: a string, fixed- or
+ * variable-length (h5py's), ASCII or UTF-8 (mem_type < 0, out of out_len
+ * bytes, NUL-terminated) or an integer
  * converted to mem_type. A missing attribute, another class or shape is
  * TD_ERR_FORMAT. */
 td_status td_h5_read_attr(void *out, size_t out_len, hid_t mem_type, hid_t loc, const char *path,
