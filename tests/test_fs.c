@@ -1,6 +1,7 @@
 /* The file module (src/base/fs.h): an atomic write leaves the old file or the
  * new one, never a partial one, and no temporary file after a failure;
- * mkdir -p; path joining refuses to truncate; listing is sorted. */
+ * mkdir -p; path joining refuses to truncate; listing is sorted; a file
+ * the user named opens only when it is a regular file. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -218,6 +219,42 @@ static void test_list_sorted(void **state)
     assert_non_null(strstr(err.msg, "cannot list"));
 }
 
+/* Files named by the user: a regular one opens (empty too); a directory, a
+ * FIFO (without blocking: no writer ever comes), a device and a missing
+ * file are the caller's error code, naming the path, what it is and what
+ * was expected. */
+static void test_open_regular(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("fs_open");
+    td_error err = {0};
+    FILE *f = NULL;
+    const char *text = join(dir, "a.txt"), *empty = join(dir, "empty.txt");
+    assert_int_equal(td_fs_write_text(text, "x\n", &err), TD_OK);
+    assert_int_equal(td_fs_write_text(empty, "", &err), TD_OK);
+    assert_int_equal(td_fs_open_regular(&f, text, "a text", TD_ERR_IO, &err), TD_OK);
+    assert_int_equal(fgetc(f), 'x');
+    fclose(f);
+    assert_int_equal(td_fs_open_regular(&f, empty, "a text", TD_ERR_IO, &err), TD_OK);
+    assert_int_equal(fgetc(f), EOF);
+    fclose(f);
+
+    struct {
+        const char *path, *says;
+    } bad[] = {{dir, "is a directory, expected a text"},
+               {join(dir, "fifo"), "is a FIFO, expected a text"},
+               {"/dev/null", "is a device, expected a text"},
+               {join(dir, "none"), "cannot open: No such file or directory; expected a text"}};
+    assert_int_equal(mkfifo(bad[1].path, 0600), 0);
+    for (int i = 0; i < 4; i++) {
+        f = (FILE *)1;
+        assert_int_equal(td_fs_open_regular(&f, bad[i].path, "a text", TD_ERR_CONFIG, &err), TD_ERR_CONFIG);
+        assert_null(f);
+        assert_non_null(strstr(err.msg, bad[i].path));
+        assert_non_null(strstr(err.msg, bad[i].says));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_mkdir_p),
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_list_sorted),
+        cmocka_unit_test(test_open_regular),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,3 +246,43 @@ td_status td_fs_list(const char *dir, char ***names_out, int64_t *n_out, bool *m
     *n_out = n;
     return TD_OK;
 }
+
+/* What a file that is not a regular one is, for a message. */
+static const char *kind_of(mode_t mode)
+{
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    return "not a regular file";
+}
+
+td_status td_fs_open_regular(FILE **out, const char *path, const char *what, td_status code,
+                             td_error *err)
+{
+    *out = NULL;
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return td_error_set(err, code, "%s: cannot open: %s; expected %s", path, strerror(errno),
+                            what);
+    struct stat info;
+    if (fstat(fd, &info) != 0) {
+        int saved = errno;
+        close(fd);
+        return td_error_set(err, code, "%s: cannot stat: %s", path, strerror(saved));
+    }
+    if (!S_ISREG(info.st_mode)) {
+        close(fd);
+        return td_error_set(err, code, "%s: is %s, expected %s", path, kind_of(info.st_mode), what);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        int saved = errno;
+        close(fd);
+        return td_error_set(err, code, "%s: cannot open: %s", path, strerror(saved));
+    }
+    *out = f;
+    return TD_OK;
+}

@@ -63,4 +63,11 @@ td_status td_fs_list(const char *dir, char ***names_out, int64_t *n_out, bool *m
                      td_error *err);
 void td_fs_list_free(char **names, int64_t n);
 
+/* Opens a file the user named, for reading: path must be a regular file. A
+ * directory, a FIFO, a device or an unreadable file is the error code
+ * whose message names path and says what it is and what was expected
+ * (what: "a YAML config file"). Never blocks on a FIFO. */
+td_status td_fs_open_regular(FILE **out, const char *path, const char *what, td_status code,
+                             td_error *err);
+
 #endif

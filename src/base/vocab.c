@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fs.h"
 #include "tokdrop/base/hash.h"
 #include "tokdrop/base/utf8.h"
 
@@ -43,10 +44,9 @@ static td_status fail(td_vocab *v, char *buf, td_status st)
 td_status td_vocab_load(td_vocab *v, const char *path, td_error *err)
 {
     memset(v, 0, sizeof(*v));
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return td_error_set(err, TD_ERR_IO, "%s: cannot open vocabulary file: %s; expected a "
-                            "BERT vocab.txt (one token per line)", path, strerror(errno));
+    FILE *f;
+    td_status st = td_fs_open_regular(&f, path, "a BERT vocab.txt (one token per line)", TD_ERR_IO, err);
+    if (st != TD_OK) return st;
     size_t n = 0, cap = 1 << 16, got;
     char *buf = td_xmalloc(cap);
     while ((got = fread(buf + n, 1, cap - n, f)) > 0) {

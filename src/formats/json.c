@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fs.h"
+
 /* jansson's iterators take a mutable object; we never change it through them. */
 static json_t *mutable_json(const td_json *v)
 {
@@ -39,8 +41,9 @@ td_json *td_json_parse(const char *text, size_t n_bytes, td_json_syntax *where)
 td_status td_json_load_file(td_json **out, const char *path, td_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return td_error_set(err, TD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    td_status st = td_fs_open_regular(&f, path, "a JSON file", TD_ERR_IO, err);
+    if (st != TD_OK) return st;
     json_error_t e;
     json_t *v = json_loadf(f, JSON_REJECT_DUPLICATES, &e);
     bool read_failed = ferror(f);

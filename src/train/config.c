@@ -15,9 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <yaml.h>
+
+#include "base/fs.h"
 
 /* ---- the key table ------------------------------------------------------- */
 
@@ -829,14 +830,10 @@ static td_status load_stream(td_config *cfg, FILE *f, const char *name, td_error
 
 td_status td_config_load(td_config *cfg, const char *path, td_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return td_error_set(err, TD_ERR_CONFIG, "%s: cannot open the config file: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(f), &info) == 0 && S_ISDIR(info.st_mode)) {
-        fclose(f);
-        return td_error_set(err, TD_ERR_CONFIG, "%s: is a directory, expected a YAML config file", path);
-    }
-    td_status st = load_stream(cfg, f, path, err);
+    FILE *f;
+    td_status st = td_fs_open_regular(&f, path, "a YAML config file", TD_ERR_CONFIG, err);
+    if (st != TD_OK) return st;
+    st = load_stream(cfg, f, path, err);
     fclose(f);
     return st;
 }

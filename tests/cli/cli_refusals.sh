@@ -49,6 +49,12 @@ done
 
 refuses 2 "missing a config file" "$tokdrop" train
 refuses 2 "$work/none.yaml" "$tokdrop" train "$work/none.yaml"
+# files named by the user that are not regular files: a message, never a hang
+mkfifo "$work/fifo"
+refuses 2 "$work: is a directory, expected a YAML config file" "$tokdrop" train "$work"
+refuses 2 "$work/fifo: is a FIFO, expected a YAML config file" "$tokdrop" train "$work/fifo"
+refuses 1 "model.vocab: $work/fifo: is a FIFO" "$tokdrop" train "$cfg" --set "model.vocab=$work/fifo"
+refuses 1 "model.vocab: $work: is a directory" "$tokdrop" train "$cfg" --set "model.vocab=$work"
 refuses 2 "unexpected argument '$cfg'" "$tokdrop" train "$cfg" "$cfg"
 refuses 2 "'--dump' needs a value" "$tokdrop" train "$cfg" --dump
 refuses 2 "'--set' needs a value" "$tokdrop" train "$cfg" --set
