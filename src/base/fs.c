@@ -257,10 +257,10 @@ static const char *kind_of(mode_t mode)
     return "not a regular file";
 }
 
-td_status td_fs_open_regular(FILE **out, const char *path, const char *what, td_status code,
-                             td_error *err)
+td_status td_fs_open_regular_fd(int *out, const char *path, const char *what, td_status code,
+                                td_error *err)
 {
-    *out = NULL;
+    *out = -1;
     /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
@@ -277,7 +277,23 @@ td_status td_fs_open_regular(FILE **out, const char *path, const char *what, td_
         return td_error_set(err, code, "%s: is %s, expected %s", path, kind_of(info.st_mode), what);
     }
     int flags = fcntl(fd, F_GETFL);
-    FILE *f = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 ? fdopen(fd, "rb") : NULL;
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int saved = errno;
+        close(fd);
+        return td_error_set(err, code, "%s: cannot open: %s", path, strerror(saved));
+    }
+    *out = fd;
+    return TD_OK;
+}
+
+td_status td_fs_open_regular(FILE **out, const char *path, const char *what, td_status code,
+                             td_error *err)
+{
+    *out = NULL;
+    int fd;
+    td_status st = td_fs_open_regular_fd(&fd, path, what, code, err);
+    if (st != TD_OK) return st;
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         int saved = errno;
         close(fd);

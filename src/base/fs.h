@@ -69,5 +69,8 @@ void td_fs_list_free(char **names, int64_t n);
  * (what: "a YAML config file"). Never blocks on a FIFO. */
 td_status td_fs_open_regular(FILE **out, const char *path, const char *what, td_status code,
                              td_error *err);
+/* The same as a file descriptor (for pread). */
+td_status td_fs_open_regular_fd(int *out, const char *path, const char *what, td_status code,
+                                td_error *err);
 
 #endif

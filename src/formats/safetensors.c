@@ -393,8 +393,9 @@ td_status td_safetensors_read_some(const char *path, const td_tensor_info *tenso
 {
     TD_ASSERT(path != NULL && (n_tensors == 0 || (tensors != NULL && block != NULL)));
     if (n_ignored) *n_ignored = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return td_error_set(err, TD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    td_status opened = td_fs_open_regular_fd(&fd, path, "a safetensors file", TD_ERR_IO, err);
+    if (opened != TD_OK) return opened;
 
     td_status st = TD_OK;
     char *header = NULL;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fs.h"
 #include "tokdrop/train/ckpt.h"
 #include "tokdrop/formats/safetensors.h"
 
@@ -12,8 +13,9 @@ bool td_weights_is_hdf5(const char *path)
 {
     static const unsigned char signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
     unsigned char head[8];
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
+    FILE *f;
+    td_error ignored; /* not a regular file: the safetensors reader says what it is */
+    if (td_fs_open_regular(&f, path, "a file", TD_ERR_IO, &ignored) != TD_OK) return false;
     bool is = fread(head, 1, sizeof(head), f) == sizeof(head) && memcmp(head, signature, 8) == 0;
     fclose(f);
     return is;

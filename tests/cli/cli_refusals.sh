@@ -55,6 +55,8 @@ refuses 2 "$work: is a directory, expected a YAML config file" "$tokdrop" train 
 refuses 2 "$work/fifo: is a FIFO, expected a YAML config file" "$tokdrop" train "$work/fifo"
 refuses 1 "model.vocab: $work/fifo: is a FIFO" "$tokdrop" train "$cfg" --set "model.vocab=$work/fifo"
 refuses 1 "model.vocab: $work: is a directory" "$tokdrop" train "$cfg" --set "model.vocab=$work"
+refuses 1 "model.init: $work/fifo: is a FIFO" "$tokdrop" train "$cfg" --set "model.init=$work/fifo"
+refuses 1 "model.init: $work: is a directory" "$tokdrop" train "$cfg" --set "model.init=$work"
 refuses 2 "unexpected argument '$cfg'" "$tokdrop" train "$cfg" "$cfg"
 refuses 2 "'--dump' needs a value" "$tokdrop" train "$cfg" --dump
 refuses 2 "'--set' needs a value" "$tokdrop" train "$cfg" --set
