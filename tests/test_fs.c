@@ -25,17 +25,6 @@ static char *join(const char *dir, const char *name)
     return out;
 }
 
-static const char *read_text(const char *path)
-{
-    static char buf[4096];
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 static bool exists(const char *path)
 {
     return access(path, F_OK) == 0;
@@ -58,9 +47,9 @@ static void test_atomic_write_replaces(void **state)
     const char *path = join(dir, "config.yaml");
     td_error err = {0};
     assert_int_equal(td_fs_write_text(path, "old\n", &err), TD_OK);
-    assert_string_equal(read_text(path), "old\n");
+    assert_string_equal(tu_read_text(path), "old\n");
     assert_int_equal(td_fs_write_text(path, "new content\n", &err), TD_OK);
-    assert_string_equal(read_text(path), "new content\n");
+    assert_string_equal(tu_read_text(path), "new content\n");
     char *tmp = td_fs_tmp_path(path);
     assert_string_equal(tmp, join(dir, ".config.yaml.tmp"));
     assert_false(exists(tmp));
@@ -81,7 +70,7 @@ static void test_failed_fill_keeps_old_file(void **state)
     assert_int_equal(td_fs_write_atomic(path, fill_then_fail, "a much longer new vocabulary\n", &err),
                      TD_ERR_IO);
     assert_non_null(strstr(err.msg, "simulated failure mid-write"));
-    assert_string_equal(read_text(path), "[PAD]\n[UNK]\n");
+    assert_string_equal(tu_read_text(path), "[PAD]\n[UNK]\n");
     assert_false(exists(join(dir, ".vocab.txt.tmp")));
     /* no old file: none afterwards either */
     const char *fresh = join(dir, "fresh.txt");
@@ -103,7 +92,7 @@ static void test_failed_rename_keeps_old_and_removes_tmp(void **state)
     assert_int_equal(td_fs_write_text(path, "weights", &err), TD_ERR_IO);
     assert_non_null(strstr(err.msg, "rename"));
     assert_non_null(strstr(err.msg, path));
-    assert_string_equal(read_text(inside), "x");
+    assert_string_equal(tu_read_text(inside), "x");
     assert_false(exists(join(dir, ".model.safetensors.tmp")));
 
     /* the two-step form of HDF5 writers: commit, or a failed commit */
@@ -114,7 +103,7 @@ static void test_failed_rename_keeps_old_and_removes_tmp(void **state)
     fputs("shard", f);
     fclose(f);
     assert_int_equal(td_fs_commit(tmp, h5, &err), TD_OK);
-    assert_string_equal(read_text(h5), "shard");
+    assert_string_equal(tu_read_text(h5), "shard");
     assert_false(exists(tmp));
     free(tmp);
     tmp = td_fs_tmp_path(path);

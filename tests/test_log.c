@@ -23,17 +23,6 @@ static const char *write_file(const char *dir, const char *text)
     return path;
 }
 
-static char *read_file(const char *path)
-{
-    static char buf[4096];
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 static void test_drops_rows_past_step(void **state)
 {
     (void)state;
@@ -47,7 +36,7 @@ static void test_drops_rows_past_step(void **state)
     td_error err = {0};
     assert_int_equal(td_jsonl_keep_steps(path, 2, &dropped, &err), TD_OK);
     assert_int_equal(dropped, 3); /* steps 3 and 4, and the torn line */
-    assert_string_equal(read_file(path), "{\"step\": 1, \"loss\": 3}\n{\"step\": 2, \"loss\": 2.5}\n");
+    assert_string_equal(tu_read_text(path), "{\"step\": 1, \"loss\": 3}\n{\"step\": 2, \"loss\": 2.5}\n");
 }
 
 static void test_repeated_and_unordered_steps(void **state)
@@ -65,12 +54,12 @@ static void test_repeated_and_unordered_steps(void **state)
     td_error err = {0};
     assert_int_equal(td_jsonl_keep_steps(path, 100, &dropped, &err), TD_OK);
     assert_int_equal(dropped, 3);
-    assert_string_equal(read_file(path),
+    assert_string_equal(tu_read_text(path),
                         "{\"step\": 10, \"x\": 1}\n{\"step\": 20, \"x\": 2}\n{\"step\": 25, \"x\": 5}\n");
     /* from step 0 (no checkpoint): nothing is kept */
     assert_int_equal(td_jsonl_keep_steps(path, 0, &dropped, &err), TD_OK);
     assert_int_equal(dropped, 3);
-    assert_string_equal(read_file(path), "");
+    assert_string_equal(tu_read_text(path), "");
 }
 
 static void test_nothing_to_drop_and_missing(void **state)
@@ -86,7 +75,7 @@ static void test_nothing_to_drop_and_missing(void **state)
     assert_int_equal(dropped, 0);
     assert_int_equal(stat(path, &after), 0);
     assert_int_equal(before.st_ino, after.st_ino); /* not rewritten */
-    assert_string_equal(read_file(path), "{\"step\": 1}\n{\"step\": 2}\n");
+    assert_string_equal(tu_read_text(path), "{\"step\": 1}\n{\"step\": 2}\n");
 
     char missing[1024];
     snprintf(missing, sizeof(missing), "%s/eval.jsonl", dir);

@@ -42,3 +42,14 @@ const char *tu_tmpdir(const char *name)
     if (system(cmd) != 0) fail_msg("cannot create %s", path);
     return path;
 }
+
+const char *tu_read_text(const char *path)
+{
+    static char buf[4096];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}

@@ -20,4 +20,8 @@ double tu_max_rel_err(const float *a, const float *b, int64_t n, double floor);
  * returned string is static. */
 const char *tu_tmpdir(const char *name);
 
+/* The whole of a small text file (at most 4095 bytes), in a static buffer
+ * that the next call overwrites; fails the test when it cannot be read. */
+const char *tu_read_text(const char *path);
+
 #endif

@@ -142,12 +142,9 @@ static int cmd_vocab(int argc, char **argv)
     td_cli_opt opts[] = {TD_CLI_VALUE("size"), TD_CLI_VALUE("out"), TD_CLI_FLAG("cased"), TD_CLI_VALUE("jobs"),
                          TD_CLI_FLAG("quiet")};
     td_cli_cmd cmd = {.prog = "tokdrop-prep vocab", .help = VOCAB_HELP, .opts = opts,
-                      .n_opts = (int)(sizeof(opts) / sizeof(opts[0]))};
+                      .n_opts = TD_CLI_N_OPTS(opts)};
     td_cli_result parsed = td_cli_parse(&cmd, argc - 1, argv + 1);
-    if (parsed != TD_CLI_OK) {
-        td_cli_free(&cmd);
-        return td_cli_exit_status(parsed);
-    }
+    if (parsed != TD_CLI_OK) return td_cli_exit_status(parsed);
     const char **pos = cmd.pos;
     int n_pos = cmd.n_pos;
     tdp_vocab_learn_options o = {.min_pair_count = 2};
@@ -189,12 +186,9 @@ static int cmd_tokenize(int argc, char **argv)
 {
     td_cli_opt opts[] = {TD_CLI_VALUE("vocab"), TD_CLI_FLAG("cased"), TD_CLI_VALUE("jobs")};
     td_cli_cmd cmd = {.prog = "tokdrop-prep tokenize", .help = TOKENIZE_HELP, .opts = opts,
-                      .n_opts = (int)(sizeof(opts) / sizeof(opts[0]))};
+                      .n_opts = TD_CLI_N_OPTS(opts)};
     td_cli_result parsed = td_cli_parse(&cmd, argc - 1, argv + 1);
-    if (parsed != TD_CLI_OK) {
-        td_cli_free(&cmd);
-        return td_cli_exit_status(parsed);
-    }
+    if (parsed != TD_CLI_OK) return td_cli_exit_status(parsed);
     const char **pos = cmd.pos;
     int n_pos = cmd.n_pos;
     const char *vocab_path = td_cli_value(&cmd, "vocab");
@@ -240,12 +234,9 @@ static int cmd_shards(int argc, char **argv)
         TD_CLI_FLAG("doc-per-file"),
     };
     td_cli_cmd cmd = {.prog = "tokdrop-prep shards", .help = SHARDS_HELP, .opts = opts,
-                      .n_opts = (int)(sizeof(opts) / sizeof(opts[0]))};
+                      .n_opts = TD_CLI_N_OPTS(opts)};
     td_cli_result parsed = td_cli_parse(&cmd, argc - 1, argv + 1);
-    if (parsed != TD_CLI_OK) {
-        td_cli_free(&cmd);
-        return td_cli_exit_status(parsed);
-    }
+    if (parsed != TD_CLI_OK) return td_cli_exit_status(parsed);
     const char **pos = cmd.pos;
     int n_pos = cmd.n_pos;
     tdp_shards_options o = {

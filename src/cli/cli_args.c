@@ -123,5 +123,6 @@ td_cli_result td_cli_parse(td_cli_cmd *cmd, int argc, char **argv)
     for (int i = optind; res == TD_CLI_OK && i < argc; i++) cmd->pos[cmd->n_pos++] = argv[i];
     free(longopts);
     if (res == TD_CLI_OK && cmd->positional) res = check_positional(cmd);
+    if (res != TD_CLI_OK) td_cli_free(cmd); /* the caller only returns */
     return res;
 }

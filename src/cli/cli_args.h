@@ -22,6 +22,7 @@ typedef struct {
 } td_cli_opt;
 
 /* Table entries: an option with a value, a repeatable one, a flag. */
+#define TD_CLI_N_OPTS(opts) ((int)(sizeof(opts) / sizeof((opts)[0])))
 #define TD_CLI_VALUE(name_) {.name = (name_), .takes_value = true}
 #define TD_CLI_LIST(name_) {.name = (name_), .takes_value = true, .repeats = true}
 #define TD_CLI_FLAG(name_) {.name = (name_)}
@@ -49,7 +50,9 @@ typedef enum {
 } td_cli_result;
 
 /* Parses argv[1..argc-1] (argv[0] is the subcommand's name). Unknown
- * options, a missing value, a value given to a flag: one line on stderr. */
+ * options, a missing value, a value given to a flag: one line on stderr.
+ * On any result but TD_CLI_OK, cmd is already freed: the caller returns
+ * td_cli_exit_status(result). */
 td_cli_result td_cli_parse(td_cli_cmd *cmd, int argc, char **argv);
 
 /* The value of option name (NULL when not given); the option must exist. */

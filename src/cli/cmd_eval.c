@@ -81,12 +81,10 @@ int td_cmd_eval(int argc, char **argv)
 {
     td_cli_opt opts[] = {TD_CLI_VALUE("checkpoint"), TD_CLI_LIST("set")};
     static const char *const positional[] = {"a config file", NULL};
-    td_cli_cmd cmd = {.prog = "tokdrop eval", .help = EVAL_HELP, .opts = opts, .n_opts = 2, .positional = positional};
+    td_cli_cmd cmd = {.prog = "tokdrop eval", .help = EVAL_HELP, .opts = opts,
+                      .n_opts = TD_CLI_N_OPTS(opts), .positional = positional};
     td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
-    if (parsed != TD_CLI_OK) {
-        td_cli_free(&cmd);
-        return td_cli_exit_status(parsed);
-    }
+    if (parsed != TD_CLI_OK) return td_cli_exit_status(parsed);
     int rc = TD_EXIT_OK;
     if (!opts[0].value)
         rc = td_cli_usage_error(&cmd, "--checkpoint FILE is required");

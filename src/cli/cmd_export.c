@@ -88,12 +88,10 @@ int td_cmd_export(int argc, char **argv)
 {
     td_cli_opt opts[] = {TD_CLI_VALUE("vocab")};
     static const char *const positional[] = {"a checkpoint file", "an output directory", NULL};
-    td_cli_cmd cmd = {.prog = "tokdrop export", .help = EXPORT_HELP, .opts = opts, .n_opts = 1, .positional = positional};
+    td_cli_cmd cmd = {.prog = "tokdrop export", .help = EXPORT_HELP, .opts = opts,
+                      .n_opts = TD_CLI_N_OPTS(opts), .positional = positional};
     td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
-    if (parsed != TD_CLI_OK) {
-        td_cli_free(&cmd);
-        return td_cli_exit_status(parsed);
-    }
+    if (parsed != TD_CLI_OK) return td_cli_exit_status(parsed);
     int rc = TD_EXIT_OK;
     td_error err = {0};
     if (rc == TD_EXIT_OK && export(cmd.pos[0], cmd.pos[1], opts[0].value, &err) != TD_OK) {

@@ -120,10 +120,7 @@ int td_cmd_import(int argc, char **argv)
     static const char *const positional[] = {"a Hugging Face model directory", "a checkpoint file to write", NULL};
     td_cli_cmd cmd = {.prog = "tokdrop import", .help = IMPORT_HELP, .positional = positional};
     td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
-    if (parsed != TD_CLI_OK) {
-        td_cli_free(&cmd);
-        return td_cli_exit_status(parsed);
-    }
+    if (parsed != TD_CLI_OK) return td_cli_exit_status(parsed);
     int rc = TD_EXIT_OK;
     td_error err = {0};
     if (rc == TD_EXIT_OK && import(cmd.pos[0], cmd.pos[1], &err) != TD_OK) {

@@ -255,12 +255,10 @@ int td_cmd_train(int argc, char **argv)
 {
     td_cli_opt opts[] = {TD_CLI_LIST("set"), TD_CLI_VALUE("dump")};
     static const char *const positional[] = {"a config file", NULL};
-    td_cli_cmd cmd = {.prog = "tokdrop train", .help = TRAIN_HELP, .opts = opts, .n_opts = 2, .positional = positional};
+    td_cli_cmd cmd = {.prog = "tokdrop train", .help = TRAIN_HELP, .opts = opts,
+                      .n_opts = TD_CLI_N_OPTS(opts), .positional = positional};
     td_cli_result parsed = td_cli_parse(&cmd, argc, argv);
-    if (parsed != TD_CLI_OK) {
-        td_cli_free(&cmd);
-        return td_cli_exit_status(parsed);
-    }
+    if (parsed != TD_CLI_OK) return td_cli_exit_status(parsed);
     int rc = TD_EXIT_OK;
     const char *config_path = cmd.pos[0], *dump_path = opts[1].value;
     td_dist dist;
