@@ -139,6 +139,7 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_num(j, "seq_per_s", (double)s->sequences / s->t_total);
     td_jsonl_num(j, "tokens_per_s", (double)s->tokens / s->t_total);
     td_jsonl_str(j, "mode", s->keep > 0 ? "drop" : "full");
+    td_jsonl_bool(j, "skipped", s->skipped);
     td_jsonl_num(j, "kept_fraction", s->kept_fraction);
     td_jsonl_num(j, "time_forward", s->t_forward);
     td_jsonl_num(j, "time_backward", s->t_backward);
@@ -147,6 +148,21 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_num(j, "time_data", s->t_data);
     td_jsonl_num(j, "time_step", s->t_total);
     td_jsonl_end(j);
+}
+
+/* train.max_bad_steps non-finite steps in a row: the checkpoint written
+ * just before them led straight to them, so it is set aside; the error
+ * says so and names what a rerun resumes from. */
+static td_status stop_diverged(td_trainer *tr, int64_t bad_steps, td_error *err)
+{
+    char aside[TD_PATH_LEN + 80];
+    td_status st = td_trainer_set_aside_checkpoint(tr, aside, sizeof(aside), err);
+    if (st != TD_OK) return st;
+    return td_error_set(err, TD_ERR_ARG,
+                        "stopping after step %lld: %lld steps in a row had a loss or gradient norm that is "
+                        "not finite (train.max_bad_steps); %s%s%slower optimizer.lr or check the data",
+                        (long long)tr->step, (long long)bad_steps, aside[0] ? "the checkpoint before them "
+                        "was set aside as " : "", aside, aside[0] ? " (a rerun resumes from the one before); " : "");
 }
 
 /* Set by SIGTERM/SIGUSR1 (Slurm --signal, scancel --signal, mpirun's
@@ -213,9 +229,21 @@ static double watchdog_timeout(void)
     return (*end == '\0' && v >= 0) ? v : TD_WATCHDOG_DEFAULT_S;
 }
 
-/* Fault injection for the tests of hang protection: TOKDROP_FAULT=stall:R:S
- * makes rank R stop responding after step S (it sleeps; the watchdogs of
- * the other ranks must end the job). Not for production use. */
+/* Fault injection for the tests, not for production use:
+ * TOKDROP_FAULT=stall:R:S makes rank R stop responding after step S (it
+ * sleeps; the watchdogs of the other ranks must end the job);
+ * TOKDROP_FAULT=nan:R:S:N makes rank R's loss NaN on N steps from step S
+ * (every rank must skip them alike). */
+static void arm_nan_fault(td_trainer *tr)
+{
+    const char *f = getenv("TOKDROP_FAULT");
+    int rank = -1;
+    long long from = 0, n = 0;
+    if (!f || sscanf(f, "nan:%d:%lld:%lld", &rank, &from, &n) != 3 || rank != tr->dist->rank) return;
+    tr->fault_nan_from = from;
+    tr->fault_nan_steps = n;
+}
+
 static void maybe_inject_fault(const td_dist *dist, int64_t step)
 {
     const char *f = getenv("TOKDROP_FAULT");
@@ -299,6 +327,9 @@ int td_cmd_train(int argc, char **argv)
         tr.grads_before_clip = td_xmalloc((size_t)tr.model.n_params * sizeof(float));
         td_step_stats s;
         st = td_trainer_step(&tr, &s, &err);
+        if (st == TD_OK && s.skipped)
+            st = td_error_set(&err, TD_ERR_ARG, "step 1: loss %g, gradient norm %g: not finite", s.loss,
+                              s.grad_norm);
         if (st == TD_OK) st = td_trainer_write_dump(&tr, &s, dump_path, &err);
         if (st != TD_OK) {
             fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
@@ -339,8 +370,11 @@ int td_cmd_train(int argc, char **argv)
         st = td_error_set(&err, TD_ERR_MPI, "rank 0 could not set up the run directory %s", cfg.run.dir);
 
     tr.watchdog = td_watchdog_start(&dist, watchdog_timeout());
+    arm_nan_fault(&tr);
     double elapsed = 0;     /* seconds of training and evaluation since the start or resume */
     int64_t steps_done = 0; /* by this invocation */
+    int64_t bad_steps = 0;  /* consecutive skipped (non-finite) steps */
+    int64_t updates = 0;    /* steps of this invocation that were not skipped */
     while (st == TD_OK && tr.step < cfg.train.steps) {
         td_step_stats s;
         st = td_trainer_step(&tr, &s, &err);
@@ -349,7 +383,23 @@ int td_cmd_train(int argc, char **argv)
         elapsed += s.t_total;
         maybe_inject_fault(&dist, s.step);
         bool last = s.step == cfg.train.steps;
-        if (s.step % cfg.run.log_every == 0 || last) {
+        /* a non-finite step was skipped; enough of them in a row end the run
+         * with the newest checkpoint being the last good one */
+        bad_steps = s.skipped ? bad_steps + 1 : 0;
+        updates += !s.skipped;
+        if (s.skipped) {
+            write_metrics(&metrics, &s);
+            td_log(&dist, "step %lld: loss %g, gradient norm %g: not finite, update skipped (%lld of at most "
+                   "%lld in a row)", (long long)s.step, s.loss, s.grad_norm, (long long)bad_steps,
+                   (long long)cfg.train.max_bad_steps);
+            if (bad_steps >= cfg.train.max_bad_steps) {
+                st = stop_diverged(&tr, bad_steps, &err);
+                break;
+            }
+        } else if ((st = td_trainer_confirm_checkpoint(&tr, &err)) != TD_OK) {
+            break;
+        }
+        if (!s.skipped && (s.step % cfg.run.log_every == 0 || last)) {
             write_metrics(&metrics, &s);
             /* the time per step of this invocation: a resumed run's earlier
              * steps took time in another job */
@@ -380,9 +430,21 @@ int td_cmd_train(int argc, char **argv)
         int sig = td_dist_max_int(&dist, stop_signal);
         bool stopped = sig != 0 && !last;
         bool ckpt_due = cfg.run.checkpoint_every > 0 && s.step % cfg.run.checkpoint_every == 0;
-        if (ckpt_due || last || stopped) {
+        if ((ckpt_due || last || stopped) && bad_steps > 0) {
+            /* the parameters are those of before the bad steps, but whether
+             * they lead anywhere is not known yet */
+            td_log(&dist, "no checkpoint at step %lld: the last %lld step%s not finite", (long long)s.step,
+                   (long long)bad_steps, bad_steps > 1 ? "s were" : " was");
+        } else if (ckpt_due || last || stopped) {
             if ((st = td_trainer_save(&tr, &err)) != TD_OK) break;
             td_log(&dist, "checkpoint at step %lld", (long long)s.step);
+            /* nothing follows the last step to vouch for it */
+            if (last && (st = td_trainer_confirm_checkpoint(&tr, &err)) != TD_OK) break;
+        }
+        if (last && bad_steps > 0) {
+            st = td_error_set(&err, TD_ERR_ARG, "the run ended on %lld step%s whose loss was not finite; no final "
+                              "checkpoint was written", (long long)bad_steps, bad_steps > 1 ? "s" : "");
+            break;
         }
         if (stopped) {
             td_log(&dist, "stopped by %s after step %lld; run again to continue",
@@ -400,8 +462,8 @@ int td_cmd_train(int argc, char **argv)
     }
     td_jsonl_close(&metrics);
     td_jsonl_close(&evals);
-    /* failed before its first step: leave no half-made run directory */
-    if (exit_code == TD_EXIT_FAILURE && steps_done == 0) created_remove(&created);
+    /* failed before it updated anything: leave no half-made run directory */
+    if (exit_code == TD_EXIT_FAILURE && updates == 0) created_remove(&created);
     created_free(&created);
     td_trainer_free(&tr);
     td_dist_finalize(&dist);

@@ -329,6 +329,11 @@ void td_json_set_str(td_json *obj, const char *key, const char *value)
     td_json_set(obj, key, new_string(value));
 }
 
+void td_json_set_bool(td_json *obj, const char *key, bool value)
+{
+    td_json_set(obj, key, json_boolean(value));
+}
+
 void td_json_push_int(td_json *arr, int64_t value)
 {
     json_t *v = json_integer((json_int_t)value);

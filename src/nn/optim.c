@@ -244,8 +244,14 @@ static void lamb_pass2(float *restrict w, const float *restrict m, const float *
  * Tensors with a fixed ratio (AdamW, no_decay) take one pass.
  *
  * A non-finite gradient norm (overflow, NaN from a bad batch) leaves
- * parameters, moments and t untouched and is returned as is, so the caller
- * can report it without the state having been poisoned. */
+ * parameters and moments untouched (td_optim_skip) and is returned as is,
+ * so the caller can report it without the state having been poisoned. */
+void td_optim_skip(td_optim *opt, double *lr_out)
+{
+    opt->t += 1;
+    if (lr_out) *lr_out = td_optim_lr(&opt->cfg, opt->total_steps, opt->t);
+}
+
 double td_optim_step(td_optim *opt, float *params, float *grads, const td_tensor_info *tensors,
                      int n_tensors, double *lr_out)
 {
@@ -263,7 +269,7 @@ double td_optim_step(td_optim *opt, float *params, float *grads, const td_tensor
         total_sq += sumsq(grads + tensors[i].offset, tensors[i].n_elems);
     double norm = sqrt(total_sq);
     if (!isfinite(norm)) {
-        if (lr_out) *lr_out = td_optim_lr(cfg, opt->total_steps, opt->t + 1);
+        td_optim_skip(opt, lr_out);
         return norm;
     }
 

@@ -462,6 +462,39 @@ static td_status write_quietly(const char *path, const td_ckpt *c,
     return st;
 }
 
+static void ckpt_name(char *out, size_t len, int64_t step)
+{
+    snprintf(out, len, "ckpt-%08lld.h5", (long long)step);
+}
+
+td_status td_ckpt_prune(const char *dir, int64_t step, int keep, td_error *err)
+{
+    if (keep < 1) return td_error_set(err, TD_ERR_ARG, "td_ckpt_prune: keep is %d, expected >= 1", keep);
+    char name[64];
+    ckpt_name(name, sizeof(name), step);
+    return prune(dir, name, step, keep, err);
+}
+
+td_status td_ckpt_set_aside(const char *dir, int64_t step, const char *suffix, char *out, size_t out_len,
+                            td_error *err)
+{
+    if (out_len > 0) out[0] = '\0';
+    char name[64];
+    ckpt_name(name, sizeof(name), step);
+    char *from = td_fs_join_alloc(dir, name);
+    size_t n = strlen(from) + strlen(suffix) + 1;
+    char *to = td_xmalloc(n);
+    snprintf(to, n, "%s%s", from, suffix);
+    td_status st = TD_OK;
+    if (rename(from, to) == 0)
+        snprintf(out, out_len, "%s", to);
+    else if (errno != ENOENT)
+        st = td_error_set(err, TD_ERR_IO, "%s: cannot rename it to %s: %s", from, to, strerror(errno));
+    free(from);
+    free(to);
+    return st;
+}
+
 td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err)
 {
     if (!dir || !dir[0] || !ckpt)
@@ -473,7 +506,7 @@ td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error
     if (st != TD_OK) return st;
 
     char final_name[64];
-    snprintf(final_name, sizeof(final_name), "ckpt-%08lld.h5", (long long)ckpt->step);
+    ckpt_name(final_name, sizeof(final_name), ckpt->step);
     char *final = td_fs_join_alloc(dir, final_name);
     st = td_fs_mkdir_p(dir, NULL, NULL, err);
     if (st == TD_OK) st = write_quietly(final, ckpt, sorted, err);

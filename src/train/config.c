@@ -179,6 +179,9 @@ static const key_spec keys[] = {
     K_ENUM("train", "allreduce", train.allreduce, allreduce_names, "blocking",
            "gradient sums: `blocking` after the backward, `overlap` bucket by bucket during it, or `alternate` "
            "(the two by turns, to measure the overlap; same results)"),
+    K_INT("train", "max_bad_steps", train.max_bad_steps, "3", 1, NO_MAX,
+          "a step whose loss or gradient norm is not finite is skipped (no update); this many in a row stop "
+          "the run, and the checkpoint written just before them is set aside"),
     K_ENUM("optimizer", "name", optimizer.name, optim_names, "lamb", "`lamb` or `adamw`"),
     K_DBL("optimizer", "lr", optimizer.lr, "0.001", POSITIVE, "peak learning rate, reached at the end of warmup"),
     K_DBL("optimizer", "end_lr", optimizer.end_lr, "0.0", NON_NEGATIVE, "learning rate at the last step"),

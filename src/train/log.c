@@ -52,6 +52,11 @@ void td_jsonl_str(td_jsonl *j, const char *key, const char *value)
     if (j->row) td_json_set_str(j->row, key, value);
 }
 
+void td_jsonl_bool(td_jsonl *j, const char *key, bool value)
+{
+    if (j->row) td_json_set_bool(j->row, key, value);
+}
+
 void td_jsonl_end(td_jsonl *j)
 {
     if (!j->row) return;

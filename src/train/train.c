@@ -76,6 +76,7 @@ td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *d
     memset(tr, 0, sizeof(*tr));
     tr->cfg = *cfg;
     tr->dist = dist;
+    tr->unconfirmed_ckpt = -1;
     const td_model_config *mc = &cfg->model;
     const int64_t B = cfg->train.micro_batch, T = cfg->data.seq_len, MP = cfg->data.max_pred;
     td_status st;
@@ -255,6 +256,9 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
         s.t_allreduce += oc.t_comm;
     }
 
+    if ((int64_t)t >= tr->fault_nan_from && (int64_t)t < tr->fault_nan_from + tr->fault_nan_steps)
+        sums[0] = NAN;
+
     /* 3. allreduce: the rest of the gradients, loss terms, importance statistics */
     td_watchdog_beat(tr->watchdog, "reducing gradients");
     t0 = now_s();
@@ -266,22 +270,32 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     if (loss_importance) td_dist_allreduce_f64(dist, tr->drop.stats, 2 * tr->drop.V);
     s.t_allreduce += now_s() - t0;
 
-    /* 4. importance update and optimizer step, identical on every rank */
+    /* 4. importance update and optimizer step, identical on every rank; a
+     * non-finite loss or gradient norm skips both, so neither the
+     * parameters nor the importance table take in what a bad step computed */
     td_watchdog_beat(tr->watchdog, "updating parameters");
     t0 = now_s();
-    if (loss_importance) td_drop_update(&tr->drop);
+    s.mlm_loss = n_masked > 0 ? sums[0] / (double)n_masked : 0.0;
+    s.nsp_loss = sums[1] / (double)G;
+    s.loss = s.mlm_loss + s.nsp_loss;
     if (tr->grads_before_clip)
         memcpy(tr->grads_before_clip, model->grads, (size_t)model->n_params * sizeof(float));
-    s.grad_norm = td_optim_step(&tr->optim, model->params, model->grads, model->tensors,
-                                model->n_tensors, &s.lr);
-    td_model_params_changed(model);
+    if (isfinite(s.loss)) {
+        s.grad_norm = td_optim_step(&tr->optim, model->params, model->grads, model->tensors,
+                                    model->n_tensors, &s.lr);
+    } else {
+        s.grad_norm = NAN; /* not computed: the step is skipped whatever it is */
+        td_optim_skip(&tr->optim, &s.lr);
+    }
+    s.skipped = !isfinite(s.loss) || !isfinite(s.grad_norm);
+    if (!s.skipped) {
+        if (loss_importance) td_drop_update(&tr->drop);
+        td_model_params_changed(model);
+    }
     s.t_optimizer = now_s() - t0;
     tr->step++;
 
     s.step = tr->step;
-    s.mlm_loss = n_masked > 0 ? sums[0] / (double)n_masked : 0.0;
-    s.nsp_loss = sums[1] / (double)G;
-    s.loss = s.mlm_loss + s.nsp_loss;
     s.mlm_acc = n_masked > 0 ? sums[2] / (double)n_masked : 0.0;
     s.nsp_acc = sums[3] / (double)G;
     s.n_masked = n_masked;
@@ -291,12 +305,6 @@ td_status td_trainer_step(td_trainer *tr, td_step_stats *out, td_error *err)
     s.kept_fraction = (double)K / (double)T;
     s.t_total = now_s() - t_start;
     *out = s;
-    /* The optimizer leaves parameters and moments untouched on a non-finite
-     * gradient norm; stop here rather than train on with a broken step. */
-    if (!isfinite(s.loss) || !isfinite(s.grad_norm))
-        return td_error_set(err, TD_ERR_ARG,
-                            "step %lld: loss %g, gradient norm %g; lower optimizer.lr or check the data",
-                            (long long)s.step, s.loss, s.grad_norm);
     return TD_OK;
 }
 
@@ -364,7 +372,9 @@ td_status td_trainer_save(td_trainer *tr, td_error *err)
         ck.config_yaml = yaml;
         char dir[TD_PATH_LEN + 16];
         checkpoint_dir(tr, dir, sizeof(dir));
-        st = td_ckpt_write(dir, &ck, (int)tr->cfg.run.keep_checkpoints, err);
+        /* one more than keep: the previous ones stay until a finite step
+         * shows that this one does not hold a diverging state */
+        st = td_ckpt_write(dir, &ck, (int)tr->cfg.run.keep_checkpoints + 1, err);
         free(yaml);
         free(cursors);
         free(all);
@@ -372,6 +382,44 @@ td_status td_trainer_save(td_trainer *tr, td_error *err)
     int code = td_dist_bcast_int(dist, (int)st);
     if (code != TD_OK && dist->rank != 0)
         td_error_set(err, (td_status)code, "rank 0 failed to write the checkpoint");
+    if (code == TD_OK) tr->unconfirmed_ckpt = tr->step;
+    return (td_status)code;
+}
+
+td_status td_trainer_confirm_checkpoint(td_trainer *tr, td_error *err)
+{
+    if (tr->unconfirmed_ckpt < 0) return TD_OK;
+    const td_dist *dist = tr->dist;
+    td_watchdog_beat(tr->watchdog, "removing old checkpoints");
+    td_status st = TD_OK;
+    if (dist->rank == 0) {
+        char dir[TD_PATH_LEN + 16];
+        checkpoint_dir(tr, dir, sizeof(dir));
+        st = td_ckpt_prune(dir, tr->unconfirmed_ckpt, (int)tr->cfg.run.keep_checkpoints, err);
+    }
+    int code = td_dist_bcast_int(dist, (int)st);
+    if (code != TD_OK && dist->rank != 0)
+        td_error_set(err, (td_status)code, "rank 0 failed to remove old checkpoints");
+    tr->unconfirmed_ckpt = -1;
+    return (td_status)code;
+}
+
+td_status td_trainer_set_aside_checkpoint(td_trainer *tr, char *path, size_t path_len, td_error *err)
+{
+    if (path_len > 0) path[0] = '\0';
+    if (tr->unconfirmed_ckpt < 0) return TD_OK;
+    const td_dist *dist = tr->dist;
+    td_status st = TD_OK;
+    if (dist->rank == 0) {
+        char dir[TD_PATH_LEN + 16];
+        checkpoint_dir(tr, dir, sizeof(dir));
+        st = td_ckpt_set_aside(dir, tr->unconfirmed_ckpt, ".diverged", path, path_len, err);
+    }
+    int code = td_dist_bcast_int(dist, (int)st);
+    if (code != TD_OK && dist->rank != 0)
+        td_error_set(err, (td_status)code, "rank 0 failed to set the diverged checkpoint aside");
+    td_dist_bcast_bytes(dist, path, path_len);
+    tr->unconfirmed_ckpt = -1;
     return (td_status)code;
 }
 
@@ -432,6 +480,9 @@ td_status td_trainer_resume(td_trainer *tr, int64_t *from_step, char *ckpt_path,
     }
     td_data_set_cursor(tr->data, mine);
     free(cursors);
+    /* like a checkpoint just written: kept with the ones before it until a
+     * finite step follows (the run may resume with another learning rate) */
+    tr->unconfirmed_ckpt = ck.step;
     *from_step = ck.step;
     snprintf(ckpt_path, path_len, "%s", path);
     return TD_OK;

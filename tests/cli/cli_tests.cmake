@@ -15,6 +15,9 @@ td_cli_test(cli_resume resume.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE
 # the stopped step, and a resumed run bit-identical to an uninterrupted one.
 td_cli_test(cli_stop_signal stop_signal.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
 td_cli_test(cli_mpi_failures mpi_failures.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
+# Non-finite steps: skipped and logged, train.max_bad_steps in a row stop the
+# run, and the checkpoint before them is set aside.
+td_cli_test(cli_divergence divergence.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
 
 # cluster/plot.sh on made-up run directories: a PNG from valid runs, clear
 # errors for a missing run directory, an empty or malformed metrics.jsonl.

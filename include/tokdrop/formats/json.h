@@ -100,6 +100,7 @@ td_json *td_json_array_new(void);
 void td_json_set_int(td_json *obj, const char *key, int64_t value);
 void td_json_set_num(td_json *obj, const char *key, double value); /* NaN, inf: null */
 void td_json_set_str(td_json *obj, const char *key, const char *value);
+void td_json_set_bool(td_json *obj, const char *key, bool value);
 void td_json_set(td_json *obj, const char *key, td_json *value); /* takes value */
 
 void td_json_push_int(td_json *arr, int64_t value);

@@ -37,6 +37,17 @@ typedef struct {
  * fsync and rename, then removes all but the newest `keep` checkpoints. */
 td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err);
 
+/* Removes all but the newest `keep` checkpoints up to ckpt-<step>, and any
+ * newer than it (an abandoned timeline); for a caller that writes with a
+ * larger keep until it knows the newest is good. */
+td_status td_ckpt_prune(const char *dir, int64_t step, int keep, td_error *err);
+
+/* Renames DIR/ckpt-<step>.h5 to ckpt-<step>.h5<suffix>, which no reader
+ * takes for a checkpoint, so a resume uses the one before; the new path in
+ * out (out_len bytes). TD_OK and out[0] == '\0' when there is no such file. */
+td_status td_ckpt_set_aside(const char *dir, int64_t step, const char *suffix, char *out, size_t out_len,
+                            td_error *err);
+
 /* Writes one checkpoint to exactly path (via DIR/.NAME.tmp, fsync, rename); for
  * `tokdrop import`, whose output is named by the user. */
 td_status td_ckpt_write_file(const char *path, const td_ckpt *ckpt, td_error *err);

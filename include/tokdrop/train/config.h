@@ -39,6 +39,7 @@ typedef struct {
     int64_t threads;
     td_precision precision;
     td_allreduce_mode allreduce;
+    int64_t max_bad_steps; /* consecutive non-finite steps that stop the run */
 } td_train_config;
 
 typedef struct {

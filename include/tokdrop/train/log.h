@@ -27,6 +27,7 @@ void td_jsonl_begin(td_jsonl *j);
 void td_jsonl_int(td_jsonl *j, const char *key, long long value);
 void td_jsonl_num(td_jsonl *j, const char *key, double value);
 void td_jsonl_str(td_jsonl *j, const char *key, const char *value);
+void td_jsonl_bool(td_jsonl *j, const char *key, bool value);
 void td_jsonl_end(td_jsonl *j); /* writes the line and flushes */
 void td_jsonl_close(td_jsonl *j);
 

@@ -23,7 +23,8 @@ typedef struct {
     int64_t step; /* the update just applied, 1-based */
     double loss, mlm_loss, nsp_loss;
     double mlm_acc, nsp_acc;
-    double lr, grad_norm;
+    double lr, grad_norm; /* grad_norm is NaN when the loss was not finite */
+    bool skipped;         /* loss or gradient norm not finite: no update was applied */
     int64_t keep;         /* tokens per sequence the step kept (td_drop_keep_at); 0: a full-sequence step */
     double kept_fraction; /* tokens through the middle layers / all tokens */
     int64_t sequences, tokens, n_masked;
@@ -46,10 +47,15 @@ typedef struct {
     td_batch *micro;      /* (n_micro) this step's micro-batches */
     int32_t *kept;        /* (n_micro, B, K) the last step's kept positions, K its kept count */
     float *grads_before_clip; /* (n_params) only for --dump */
-    int64_t step;         /* updates applied so far */
+    int64_t step;         /* steps taken so far (skipped ones included) */
+    int64_t unconfirmed_ckpt; /* step of the newest checkpoint that no finite step has followed yet, or -1 */
     td_data *eval_data;   /* NULL when data.eval is "" */
     td_dist_pending pending;
     td_watchdog *watchdog; /* may be NULL; beaten at every phase of a step */
+    /* tests only (the CLI's TOKDROP_FAULT=nan:R:S:N sets them on rank R):
+     * this rank's loss is NaN on steps [fault_nan_from, + fault_nan_steps),
+     * as a bad batch's would be */
+    int64_t fault_nan_from, fault_nan_steps;
 } td_trainer;
 
 /* The data reader options a config implies for this rank, for data.train
@@ -66,13 +72,27 @@ td_status td_trainer_data_options(td_data_options *opt, const td_config *cfg, co
 td_status td_trainer_init(td_trainer *tr, const td_config *cfg, const td_dist *dist, td_error *err);
 void td_trainer_free(td_trainer *tr);
 
-/* One optimizer step over micro_batch x accumulation sequences per rank. */
+/* One optimizer step over micro_batch x accumulation sequences per rank.
+ * A step whose loss or gradient norm is not finite counts (the step number
+ * and the schedule advance, the batch is consumed) but changes neither the
+ * parameters, the moments nor the importance table: stats->skipped. */
 td_status td_trainer_step(td_trainer *tr, td_step_stats *stats, td_error *err);
 
-/* Writes a checkpoint of the current state to run.dir/checkpoints, keeping
- * the newest run.keep_checkpoints (collective: cursors are gathered and
- * rank 0 writes; every rank gets the status). */
+/* Writes a checkpoint of the current state to run.dir/checkpoints
+ * (collective: cursors are gathered and rank 0 writes; every rank gets the
+ * status). The checkpoints before it stay until td_trainer_confirm_checkpoint. */
 td_status td_trainer_save(td_trainer *tr, td_error *err);
+
+/* After a step that was not skipped: the newest checkpoint led to a finite
+ * step, so the ones beyond run.keep_checkpoints can go (collective; nothing
+ * to do, and no communication, when every checkpoint is confirmed). */
+td_status td_trainer_confirm_checkpoint(td_trainer *tr, td_error *err);
+
+/* The run is stopping on non-finite steps: the checkpoint that no finite
+ * step followed (its state led straight to them) is renamed *.diverged, so
+ * that the newest checkpoint is the last good one (collective). Its new
+ * name in path (path_len bytes), "" when there was none. */
+td_status td_trainer_set_aside_checkpoint(td_trainer *tr, char *path, size_t path_len, td_error *err);
 
 /* Restores the newest valid checkpoint of run.dir/checkpoints, if any
  * (collective). *from_step is the step it held and ckpt_path (path_len
