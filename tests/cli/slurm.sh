@@ -12,7 +12,10 @@
 #     importance table are bit-identical to an uninterrupted 2-rank run
 #     (mpirun, started while the requeued job waits for its begin time);
 #  4. every rank of both runs logged its host and its own core
-#     (srun --cpu-bind=cores), and the job ended COMPLETED with status 0.
+#     (srun --cpu-bind=cores), and the job ended COMPLETED with status 0;
+#  5. a rank that dies (kill -9 of task 1 of a second job, the watchdog off)
+#     ends the job within 60 s: srun names the task, the script says tokdrop
+#     failed and does not requeue, the job ends FAILED.
 # It prints a timeline (seconds since submission) and stops every daemon it
 # started, by PID, also when it fails.
 #
@@ -195,6 +198,31 @@ with h5py.File(w + "/straight" + name) as f, h5py.File(w + "/run" + name) as g:
 print("slurm: after requeue and resume, %d steps bit-identical to the uninterrupted run "
       "(metrics, %d parameter and moment values, importance)" % (steps, n))
 PY
+
+# ---- 5. a dead rank
+first_job=$job
+job=$(TOKDROP=$tokdrop TOKDROP_TIMEOUT=0 sbatch --parsable --job-name=tokdrop-killed --nodes=1 --ntasks=2 \
+    --cpus-per-task=1 --time=10 --output="$work/killed.out" "$src/cluster/tokdrop.sbatch" "$cfg" \
+    --set train.steps=100000000 --set run.log_every=100 --set run.checkpoint_every=0 \
+    --set "run.dir=$work/killed") || fail "sbatch refused the second job"
+killed_logged() { [ -s "$work/killed/metrics.jsonl" ]; }
+wait_for 120 "the second job logging a step" killed_logged
+victim=""
+for p in $(pgrep -f -- "$tokdrop train"); do
+    env_of=$(tr '\0' '\n' < /proc/$p/environ 2> /dev/null)
+    echo "$env_of" | grep -qx "SLURM_JOB_ID=$job" && echo "$env_of" | grep -qx SLURM_PROCID=1 && victim=$p
+done
+[ -n "$victim" ] || die "task 1 of job $job not found"
+kill -9 "$victim"
+kill_at=$(now)
+wait_for 60 "job $job ending after its task 1 was killed" job_ended
+killed_s=$(awk -v a="$kill_at" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+[ "$(job_state JobState)" = FAILED ] && [ "$(job_state Restarts)" = 0 ] ||
+    die "job $job ended $(job_state JobState), $(job_state Restarts) restarts; expected FAILED, not requeued"
+grep -q "task 1: Killed" "$work/killed.out" && grep -q "^tokdrop.sbatch: ERROR: tokdrop failed with status 137; not requeued" "$work/killed.out" ||
+    { cat "$work/killed.out" >&2; die "job $job: no message naming task 1 or the failure"; }
+echo "slurm: task 1 of job $job killed with SIGKILL: the job ended FAILED $killed_s s later, naming the task"
+job=$first_job
 
 t0=${at[submit]}
 echo "slurm: timeline of job $job (seconds since sbatch):"
