@@ -348,6 +348,38 @@ static void test_keep(void **unused)
     assert_string_equal(listing, "ckpt-00000001.h5.bak ckpt-00000050.h5");
 }
 
+/* The trainer writes with one more than keep until a finite step vouches
+ * for the newest (td_ckpt_prune), or sets the newest aside when the run
+ * diverged right after it (td_ckpt_set_aside). */
+static void test_prune_and_set_aside(void **unused)
+{
+    (void)unused;
+    const char *dir = tu_tmpdir("ckpt_prune");
+    for (int64_t step = 10; step <= 30; step += 10) write_step(dir, step, 2);
+    char listing[1024];
+    list_dir(listing, sizeof(listing), dir);
+    assert_string_equal(listing, "ckpt-00000020.h5 ckpt-00000030.h5");
+    td_error err = {0};
+    assert_int_equal(td_ckpt_prune(dir, 30, 1, &err), TD_OK);
+    list_dir(listing, sizeof(listing), dir);
+    assert_string_equal(listing, "ckpt-00000030.h5");
+
+    write_step(dir, 40, 2);
+    char aside[8400];
+    assert_int_equal(td_ckpt_set_aside(dir, 40, ".diverged", aside, sizeof(aside), &err), TD_OK);
+    assert_non_null(strstr(aside, "/ckpt-00000040.h5.diverged"));
+    list_dir(listing, sizeof(listing), dir);
+    assert_string_equal(listing, "ckpt-00000030.h5 ckpt-00000040.h5.diverged");
+    char found[8400];
+    assert_int_equal(td_ckpt_find_latest(dir, found, sizeof(found), NULL, NULL, &err), TD_OK);
+    assert_non_null(strstr(found, "/ckpt-00000030.h5"));
+
+    /* nothing to set aside: no error, no path */
+    assert_int_equal(td_ckpt_set_aside(dir, 50, ".diverged", aside, sizeof(aside), &err), TD_OK);
+    assert_string_equal(aside, "");
+    assert_int_equal(td_ckpt_prune(dir, 30, 0, &err), TD_ERR_ARG);
+}
+
 static void test_corrupt_skipped(void **unused)
 {
     (void)unused;
@@ -767,6 +799,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),           cmocka_unit_test(test_keep),
+        cmocka_unit_test(test_prune_and_set_aside),
         cmocka_unit_test(test_corrupt_skipped),     cmocka_unit_test(test_flip_sweep),
         cmocka_unit_test(test_missing_dir_and_tmp), cmocka_unit_test(test_read_mismatch),
         cmocka_unit_test(test_write_failure),       cmocka_unit_test(test_old_version),
