@@ -126,7 +126,7 @@ static void describe_dropping(char *out, size_t size, const td_config *cfg)
     if (n >= 0 && (size_t)n < size) snprintf(out + n, size - (size_t)n, ")");
 }
 
-static void write_metrics(td_jsonl *j, const td_step_stats *s)
+static td_status write_metrics(td_jsonl *j, const td_step_stats *s, td_error *err)
 {
     td_jsonl_begin(j);
     td_jsonl_int(j, "step", s->step);
@@ -146,7 +146,7 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_num(j, "time_optimizer", s->t_optimizer);
     td_jsonl_num(j, "time_data", s->t_data);
     td_jsonl_num(j, "time_step", s->t_total);
-    td_jsonl_end(j);
+    return td_jsonl_end(j, err);
 }
 
 /* Set by SIGTERM/SIGUSR1 (Slurm --signal, scancel --signal, mpirun's
@@ -189,7 +189,8 @@ static void install_stop_handlers(const td_dist *dist)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-static void write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_result *r)
+static td_status write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_result *r,
+                            td_error *err)
 {
     td_jsonl_begin(j);
     td_jsonl_int(j, "step", step);
@@ -199,7 +200,17 @@ static void write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_
     td_jsonl_num(j, "mlm_acc", r->mlm_acc);
     td_jsonl_num(j, "nsp_loss", r->nsp_loss);
     td_jsonl_num(j, "nsp_acc", r->nsp_acc);
-    td_jsonl_end(j);
+    return td_jsonl_end(j, err);
+}
+
+/* Collective, after rank 0 wrote to the run directory (st: its status
+ * there; TD_OK on the other ranks): rank 0's status on every rank, so that
+ * all stop together and with the same exit status. */
+static td_status rank0_wrote(const td_dist *dist, td_status st, const char *what, td_error *err)
+{
+    td_status code = (td_status)td_dist_bcast_int(dist, (int)st);
+    if (code != TD_OK && dist->rank != 0) td_error_set(err, code, "rank 0 could not write %s", what);
+    return code;
 }
 
 /* The watchdog's limit: TOKDROP_TIMEOUT seconds (0 disables), else the
@@ -249,7 +260,10 @@ static const char TRAIN_HELP[] =
     "  -h, --help            this help\n"
     "\n"
     "Exit status: 0 done, 1 the run failed, 2 bad command line or config,\n"
-    "75 stopped by a signal at a checkpoint.\n";
+    "74 could not write to run.dir (a checkpoint, metrics.jsonl, eval.jsonl or\n"
+    "config.yaml: disk full, quota or I/O error; the checkpoints written before are\n"
+    "intact: free space and run again to resume), 75 stopped by a signal at a\n"
+    "checkpoint.\n";
 
 int td_cmd_train(int argc, char **argv)
 {
@@ -333,10 +347,14 @@ int td_cmd_train(int argc, char **argv)
 
     td_jsonl metrics = {0}, evals = {0};
     created_paths created = {0};
+    bool write_failed = false; /* to run.dir: TD_EXIT_IOERR */
+    td_status dir_st = TD_OK;
     if (st == TD_OK && dist.rank == 0)
-        st = open_run_dir(&cfg, &dist, from_step, &metrics, &evals, &created, &err);
-    if (td_dist_any_failed(&dist, st != TD_OK) && st == TD_OK)
-        st = td_error_set(&err, TD_ERR_MPI, "rank 0 could not set up the run directory %s", cfg.run.dir);
+        st = dir_st = open_run_dir(&cfg, &dist, from_step, &metrics, &evals, &created, &err);
+    if ((dir_st = rank0_wrote(&dist, dir_st, "to the run directory", &err)) != TD_OK) {
+        st = dir_st;
+        write_failed = dir_st == TD_ERR_IO;
+    }
 
     tr.watchdog = td_watchdog_start(&dist, watchdog_timeout());
     double elapsed = 0;     /* seconds of training and evaluation since the start or resume */
@@ -349,8 +367,10 @@ int td_cmd_train(int argc, char **argv)
         elapsed += s.t_total;
         maybe_inject_fault(&dist, s.step);
         bool last = s.step == cfg.train.steps;
-        if (s.step % cfg.run.log_every == 0 || last) {
-            write_metrics(&metrics, &s);
+        bool logged = s.step % cfg.run.log_every == 0 || last; /* the same on every rank */
+        td_status log_st = TD_OK;                               /* rank 0's rows */
+        if (logged) {
+            log_st = write_metrics(&metrics, &s, &err);
             /* the time per step of this invocation: a resumed run's earlier
              * steps took time in another job */
             double eta = elapsed / (double)steps_done * (double)(cfg.train.steps - s.step);
@@ -367,10 +387,15 @@ int td_cmd_train(int argc, char **argv)
             td_eval_result r;
             if ((st = td_trainer_eval(&tr, &r, &err)) != TD_OK) break;
             elapsed += MPI_Wtime() - t0;
-            write_eval(&evals, s.step, elapsed, &r);
+            if (log_st == TD_OK) log_st = write_eval(&evals, s.step, elapsed, &r, &err);
+            logged = true;
             td_log(&dist, "eval at step %lld: mlm loss %.4f acc %.4f, nsp loss %.4f acc %.4f (%lld sequences)",
                    (long long)s.step, r.mlm_loss, r.mlm_acc, r.nsp_loss, r.nsp_acc,
                    (long long)r.sequences);
+        }
+        if (logged && (st = rank0_wrote(&dist, log_st, "metrics.jsonl or eval.jsonl", &err)) != TD_OK) {
+            write_failed = st == TD_ERR_IO;
+            break;
         }
         /* every rank learns of a signal to any rank at the same step, and
          * which one: Slurm signals the tasks one by one, so some ranks may
@@ -381,7 +406,10 @@ int td_cmd_train(int argc, char **argv)
         bool stopped = sig != 0 && !last;
         bool ckpt_due = cfg.run.checkpoint_every > 0 && s.step % cfg.run.checkpoint_every == 0;
         if (ckpt_due || last || stopped) {
-            if ((st = td_trainer_save(&tr, &err)) != TD_OK) break;
+            if ((st = td_trainer_save(&tr, &err)) != TD_OK) {
+                write_failed = st == TD_ERR_IO;
+                break;
+            }
             td_log(&dist, "checkpoint at step %lld", (long long)s.step);
         }
         if (stopped) {
@@ -396,12 +424,16 @@ int td_cmd_train(int argc, char **argv)
     tr.watchdog = NULL;
     if (st != TD_OK) {
         fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
-        exit_code = TD_EXIT_FAILURE;
+        exit_code = write_failed ? TD_EXIT_IOERR : TD_EXIT_FAILURE;
+        if (write_failed && dist.rank == 0)
+            fprintf(stderr, "tokdrop: could not write to the run directory %s: free space there (or mend the "
+                    "I/O error) and run the same command again; it resumes from the newest checkpoint "
+                    "(exit status %d)\n", cfg.run.dir, TD_EXIT_IOERR);
     }
     td_jsonl_close(&metrics);
     td_jsonl_close(&evals);
     /* failed before its first step: leave no half-made run directory */
-    if (exit_code == TD_EXIT_FAILURE && steps_done == 0) created_remove(&created);
+    if (exit_code != TD_EXIT_OK && steps_done == 0) created_remove(&created);
     created_free(&created);
     td_trainer_free(&tr);
     td_dist_finalize(&dist);
