@@ -15,6 +15,11 @@ td_cli_test(cli_resume resume.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE
 # the stopped step, and a resumed run bit-identical to an uninterrupted one.
 td_cli_test(cli_stop_signal stop_signal.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
 td_cli_test(cli_mpi_failures mpi_failures.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
+# A full disk under run.dir (a small tmpfs; root only, else skipped with 77):
+# exit 74 on every rank, no crash, no temporary file, the newest checkpoint
+# intact and resumed from once there is room.
+td_cli_test(cli_disk_full disk_full.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(cli_disk_full PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 
 # cluster/plot.sh on made-up run directories: a PNG from valid runs, clear
 # errors for a missing run directory, an empty or malformed metrics.jsonl.
