@@ -44,7 +44,7 @@ mount_tmpfs() { # size in KiB; a fresh, empty tmpfs at $mnt
 }
 mkdir -p "$mnt"
 if ! why=$(mount -t tmpfs -o size=64k tmpfs "$mnt" 2>&1); then
-    echo "disk_full: SKIP: cannot mount a tmpfs here: $why"
+    echo "disk_full: SKIP: cannot mount a tmpfs here: $(echo "$why" | head -n 1)"
     exit 77
 fi
 
