@@ -723,7 +723,31 @@ static void test_write_failure(void **unused)
     unlink(file);
     assert_int_equal(rmdir(sub), 0);
 
+    /* the disk fills up in the middle of the file (a file size limit
+     * stands in for it: the write fails the same way, EFBIG for ENOSPC):
+     * an error naming the file, the reason and the intact checkpoint, and
+     * a process that still exits cleanly (HDF5 1.10 crashed at exit after
+     * its H5Fclose failed on a full disk) */
+    make_state(&s, 50);
+    tu_file_limit_begin(1024);
+    td_status st = td_ckpt_write(dir, &s.ckpt, 1, &err);
+    tu_file_limit_end();
+    assert_int_equal(st, TD_ERR_IO);
+    assert_contains(err.msg, "/ckpt-00000050.h5: write failed (to ");
+    assert_contains(err.msg, "/.ckpt-00000050.h5.tmp): File too large");
+    assert_contains(err.msg, "the newest is ");
+    assert_contains(err.msg, ckpt_path(dir, 10));
+    /* and in an empty directory */
+    snprintf(sub, sizeof(sub), "%s/empty", base);
+    tu_file_limit_begin(1024);
+    st = td_ckpt_write(sub, &s.ckpt, 1, &err);
+    tu_file_limit_end();
+    assert_int_equal(st, TD_ERR_IO);
+    assert_contains(err.msg, "no checkpoint was written before");
     char listing[1024];
+    list_dir(listing, sizeof(listing), sub);
+    assert_string_equal(listing, "");
+
     list_dir(listing, sizeof(listing), dir);
     assert_string_equal(listing, "ckpt-00000010.h5"); /* no tmp left, nothing pruned */
     long size1;

@@ -95,24 +95,6 @@ static void test_failed_rename_keeps_old_and_removes_tmp(void **state)
     assert_string_equal(tu_read_text(inside), "x");
     assert_false(exists(join(dir, ".model.safetensors.tmp")));
 
-    /* the two-step form of HDF5 writers: commit, or a failed commit */
-    const char *h5 = join(dir, "shard_00000.h5");
-    char *tmp = td_fs_tmp_path(h5);
-    FILE *f = fopen(tmp, "wb");
-    assert_non_null(f);
-    fputs("shard", f);
-    fclose(f);
-    assert_int_equal(td_fs_commit(tmp, h5, &err), TD_OK);
-    assert_string_equal(tu_read_text(h5), "shard");
-    assert_false(exists(tmp));
-    free(tmp);
-    tmp = td_fs_tmp_path(path);
-    f = fopen(tmp, "wb");
-    assert_non_null(f);
-    fclose(f);
-    assert_int_equal(td_fs_commit(tmp, path, &err), TD_ERR_IO);
-    assert_false(exists(tmp));
-    free(tmp);
     /* the temporary cannot be created (the directory is missing) */
     const char *nodir = join(dir, "missing/config.json");
     assert_int_equal(td_fs_write_text(nodir, "{}", &err), TD_ERR_IO);

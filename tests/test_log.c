@@ -1,7 +1,7 @@
 /* metrics.jsonl / eval.jsonl after a resume (td_jsonl_keep_steps): rows
  * past the checkpoint's step, repeated or out-of-order steps and a torn
  * last line go; a file with nothing to drop is left as it was; a missing
- * file is no error. */
+ * file is no error. A row that cannot be appended is an error. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -96,6 +96,37 @@ static void test_unreadable(void **state)
     assert_non_null(strstr(err.msg, "metrics.jsonl"));
 }
 
+/* A row that cannot be appended (the disk is full: a file size limit
+ * stands in for it) is an error naming the file and the reason. */
+static void test_append_fails(void **state)
+{
+    (void)state;
+    const char *path = write_file(tu_tmpdir("log_full"), "{\"step\": 1}\n");
+    td_jsonl j;
+    td_error err = {0};
+    assert_int_equal(td_jsonl_open(&j, NULL, path, &err), TD_OK);
+    td_jsonl_begin(&j);
+    td_jsonl_int(&j, "step", 2);
+    assert_int_equal(td_jsonl_end(&j, &err), TD_OK);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    tu_file_limit_begin((long)sb.st_size + 4);
+    td_jsonl_begin(&j);
+    td_jsonl_int(&j, "step", 3);
+    td_jsonl_str(&j, "note", "a row longer than the room that is left");
+    td_status st = td_jsonl_end(&j, &err);
+    tu_file_limit_end();
+    assert_int_equal(st, TD_ERR_IO);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "cannot append a row: File too large"));
+    td_jsonl_close(&j);
+    /* the torn row goes when the run resumes */
+    int64_t dropped = 0;
+    assert_int_equal(td_jsonl_keep_steps(path, 10, &dropped, &err), TD_OK);
+    assert_int_equal(dropped, 1);
+    assert_string_equal(tu_read_text(path), "{\"step\": 1}\n{\"step\": 2}\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +134,7 @@ int main(void)
         cmocka_unit_test(test_repeated_and_unordered_steps),
         cmocka_unit_test(test_nothing_to_drop_and_missing),
         cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_append_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "tokdrop/base/report.h"
@@ -52,4 +54,22 @@ const char *tu_read_text(const char *path)
     fclose(f);
     buf[n] = '\0';
     return buf;
+}
+
+static struct rlimit file_limit_saved;
+static void (*xfsz_saved)(int);
+
+void tu_file_limit_begin(long n_bytes)
+{
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &file_limit_saved), 0);
+    xfsz_saved = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = file_limit_saved;
+    lim.rlim_cur = (rlim_t)n_bytes;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+void tu_file_limit_end(void)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &file_limit_saved), 0);
+    signal(SIGXFSZ, xfsz_saved);
 }

@@ -24,4 +24,10 @@ const char *tu_tmpdir(const char *name);
  * that the next call overwrites; fails the test when it cannot be read. */
 const char *tu_read_text(const char *path);
 
+/* A full disk, as far as a writer can tell, without one: files of this
+ * process cannot grow past n_bytes (RLIMIT_FSIZE; a write past it fails
+ * with EFBIG, SIGXFSZ ignored) until tu_file_limit_end. */
+void tu_file_limit_begin(long n_bytes);
+void tu_file_limit_end(void);
+
 #endif

@@ -31,16 +31,16 @@ void td_fs_discard(const char *tmp)
     errno = saved;
 }
 
-/* open + fsync + close; directories that cannot be synced (EINVAL or
- * ENOTSUP on some file systems) count as synced. */
-static int fsync_path(const char *path, bool is_dir)
+/* open + fsync + close of a directory; one that cannot be synced (EINVAL
+ * or ENOTSUP on some file systems) counts as synced. */
+static int fsync_dir(const char *path)
 {
-    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return -1;
     int rc = fsync(fd);
     int e = errno;
     close(fd);
-    if (rc != 0 && is_dir && (e == EINVAL || e == ENOTSUP)) rc = 0;
+    if (rc != 0 && (e == EINVAL || e == ENOTSUP)) rc = 0;
     errno = e;
     return rc;
 }
@@ -57,30 +57,22 @@ static char *dir_of(const char *path)
     return d;
 }
 
-static td_status commit(const char *tmp, const char *path, bool synced, td_error *err)
+/* Renames the written and fsynced tmp to path and fsyncs the directory. */
+static td_status commit(const char *tmp, const char *path, td_error *err)
 {
     td_status st = TD_OK;
-    if (!synced && fsync_path(tmp, false) != 0)
-        st = td_error_set(err, TD_ERR_IO, "%s: cannot sync %s to disk: %s", path, tmp,
-                          strerror(errno));
-    if (st == TD_OK && rename(tmp, path) != 0)
+    if (rename(tmp, path) != 0) {
         st = td_error_set(err, TD_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp,
                           strerror(errno));
-    if (st != TD_OK) {
         td_fs_discard(tmp);
         return st;
     }
     char *dir = dir_of(path);
-    if (fsync_path(dir, true) != 0)
+    if (fsync_dir(dir) != 0)
         st = td_error_set(err, TD_ERR_IO, "%s: cannot sync the directory (after writing %s): %s",
                           dir, path, strerror(errno));
     free(dir);
     return st;
-}
-
-td_status td_fs_commit(const char *tmp, const char *path, td_error *err)
-{
-    return commit(tmp, path, false, err);
 }
 
 td_status td_fs_write_atomic(const char *path, td_fs_fill_fn fill, const void *ctx, td_error *err)
@@ -104,7 +96,7 @@ td_status td_fs_write_atomic(const char *path, td_fs_fill_fn fill, const void *c
         st = td_error_set(err, TD_ERR_IO, "%s: write failed (to %s): %s", path, tmp,
                           saved ? strerror(saved) : "I/O error");
     if (st == TD_OK)
-        st = commit(tmp, path, true, err);
+        st = commit(tmp, path, err);
     else
         td_fs_discard(tmp);
     free(tmp);

@@ -9,8 +9,8 @@
  * no temporary file after a failure we saw. Appended logs (metrics.jsonl)
  * are not atomic files and do not come here.
  *
- * Writers that create the file themselves (HDF5) write td_fs_tmp_path()
- * and finish with td_fs_commit(), or td_fs_discard() on failure.
+ * HDF5 files too: HDF5 builds them in memory (formats/h5util.h) and
+ * td_fs_write_atomic writes them.
  *
  * Free of MPI, BLAS and HDF5, so that every program can use it. */
 #ifndef TOKDROP_FS_H
@@ -33,11 +33,6 @@ td_status td_fs_write_text(const char *path, const char *text, td_error *err);
 
 /* The temporary name for path (DIR/.NAME.tmp), malloc'd. */
 char *td_fs_tmp_path(const char *path);
-
-/* Finishes an atomic write of tmp (closed by the writer): fsyncs it,
- * renames it to path and fsyncs the directory. On an error before the
- * rename, tmp is removed and path is untouched. */
-td_status td_fs_commit(const char *tmp, const char *path, td_error *err);
 
 /* Removes a temporary file after a failed write (quietly: it may not exist). */
 void td_fs_discard(const char *tmp);

@@ -11,6 +11,11 @@ enum {
     TD_EXIT_OK = 0,
     TD_EXIT_FAILURE = 1, /* the run failed (data, I/O, numerics) */
     TD_EXIT_USAGE = 2,   /* bad command line or configuration */
+    TD_EXIT_IOERR = 74,  /* train: writing to run.dir failed (a checkpoint,
+                            metrics.jsonl, eval.jsonl, config.yaml: a full disk,
+                            a quota, an I/O error); the checkpoints written
+                            before are intact: free space and run again
+                            (EX_IOERR) */
     TD_EXIT_STOPPED = 75, /* SIGTERM/SIGUSR1: checkpoint written, run again to
                              continue (EX_TEMPFAIL; a requeued Slurm job resumes) */
 };

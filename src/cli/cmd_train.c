@@ -126,7 +126,7 @@ static void describe_dropping(char *out, size_t size, const td_config *cfg)
     if (n >= 0 && (size_t)n < size) snprintf(out + n, size - (size_t)n, ")");
 }
 
-static void write_metrics(td_jsonl *j, const td_step_stats *s)
+static td_status write_metrics(td_jsonl *j, const td_step_stats *s, td_error *err)
 {
     td_jsonl_begin(j);
     td_jsonl_int(j, "step", s->step);
@@ -147,7 +147,7 @@ static void write_metrics(td_jsonl *j, const td_step_stats *s)
     td_jsonl_num(j, "time_optimizer", s->t_optimizer);
     td_jsonl_num(j, "time_data", s->t_data);
     td_jsonl_num(j, "time_step", s->t_total);
-    td_jsonl_end(j);
+    return td_jsonl_end(j, err);
 }
 
 /* train.max_bad_steps non-finite steps in a row: the checkpoint written
@@ -205,7 +205,8 @@ static void install_stop_handlers(const td_dist *dist)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-static void write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_result *r)
+static td_status write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_result *r,
+                            td_error *err)
 {
     td_jsonl_begin(j);
     td_jsonl_int(j, "step", step);
@@ -215,7 +216,17 @@ static void write_eval(td_jsonl *j, int64_t step, double elapsed, const td_eval_
     td_jsonl_num(j, "mlm_acc", r->mlm_acc);
     td_jsonl_num(j, "nsp_loss", r->nsp_loss);
     td_jsonl_num(j, "nsp_acc", r->nsp_acc);
-    td_jsonl_end(j);
+    return td_jsonl_end(j, err);
+}
+
+/* Collective, after rank 0 wrote to the run directory (st: its status
+ * there; TD_OK on the other ranks): rank 0's status on every rank, so that
+ * all stop together and with the same exit status. */
+static td_status rank0_wrote(const td_dist *dist, td_status st, const char *what, td_error *err)
+{
+    td_status code = (td_status)td_dist_bcast_int(dist, (int)st);
+    if (code != TD_OK && dist->rank != 0) td_error_set(err, code, "rank 0 could not write %s", what);
+    return code;
 }
 
 /* The watchdog's limit: TOKDROP_TIMEOUT seconds (0 disables), else the
@@ -277,7 +288,10 @@ static const char TRAIN_HELP[] =
     "  -h, --help            this help\n"
     "\n"
     "Exit status: 0 done, 1 the run failed, 2 bad command line or config,\n"
-    "75 stopped by a signal at a checkpoint.\n";
+    "74 could not write to run.dir (a checkpoint, metrics.jsonl, eval.jsonl or\n"
+    "config.yaml: disk full, quota or I/O error; the checkpoints written before are\n"
+    "intact: free space and run again to resume), 75 stopped by a signal at a\n"
+    "checkpoint.\n";
 
 int td_cmd_train(int argc, char **argv)
 {
@@ -364,10 +378,14 @@ int td_cmd_train(int argc, char **argv)
 
     td_jsonl metrics = {0}, evals = {0};
     created_paths created = {0};
+    bool write_failed = false; /* to run.dir: TD_EXIT_IOERR */
+    td_status dir_st = TD_OK;
     if (st == TD_OK && dist.rank == 0)
-        st = open_run_dir(&cfg, &dist, from_step, &metrics, &evals, &created, &err);
-    if (td_dist_any_failed(&dist, st != TD_OK) && st == TD_OK)
-        st = td_error_set(&err, TD_ERR_MPI, "rank 0 could not set up the run directory %s", cfg.run.dir);
+        st = dir_st = open_run_dir(&cfg, &dist, from_step, &metrics, &evals, &created, &err);
+    if ((dir_st = rank0_wrote(&dist, dir_st, "to the run directory", &err)) != TD_OK) {
+        st = dir_st;
+        write_failed = dir_st == TD_ERR_IO;
+    }
 
     tr.watchdog = td_watchdog_start(&dist, watchdog_timeout());
     arm_nan_fault(&tr);
@@ -383,24 +401,21 @@ int td_cmd_train(int argc, char **argv)
         elapsed += s.t_total;
         maybe_inject_fault(&dist, s.step);
         bool last = s.step == cfg.train.steps;
-        /* a non-finite step was skipped; enough of them in a row end the run
-         * with the newest checkpoint being the last good one */
+        /* a non-finite step was skipped; train.max_bad_steps in a row end
+         * the run (below, once its rows are written), with the newest
+         * checkpoint being the last good one */
         bad_steps = s.skipped ? bad_steps + 1 : 0;
         updates += !s.skipped;
+        if (!s.skipped && (st = td_trainer_confirm_checkpoint(&tr, &err)) != TD_OK) break;
+        /* the same on every rank; every skipped step has its row */
+        bool logged = s.skipped || s.step % cfg.run.log_every == 0 || last;
+        td_status log_st = TD_OK; /* rank 0's rows */
+        if (logged) log_st = write_metrics(&metrics, &s, &err);
         if (s.skipped) {
-            write_metrics(&metrics, &s);
             td_log(&dist, "step %lld: loss %g, gradient norm %g: not finite, update skipped (%lld of at most "
                    "%lld in a row)", (long long)s.step, s.loss, s.grad_norm, (long long)bad_steps,
                    (long long)cfg.train.max_bad_steps);
-            if (bad_steps >= cfg.train.max_bad_steps) {
-                st = stop_diverged(&tr, bad_steps, &err);
-                break;
-            }
-        } else if ((st = td_trainer_confirm_checkpoint(&tr, &err)) != TD_OK) {
-            break;
-        }
-        if (!s.skipped && (s.step % cfg.run.log_every == 0 || last)) {
-            write_metrics(&metrics, &s);
+        } else if (logged) {
             /* the time per step of this invocation: a resumed run's earlier
              * steps took time in another job */
             double eta = elapsed / (double)steps_done * (double)(cfg.train.steps - s.step);
@@ -417,10 +432,19 @@ int td_cmd_train(int argc, char **argv)
             td_eval_result r;
             if ((st = td_trainer_eval(&tr, &r, &err)) != TD_OK) break;
             elapsed += MPI_Wtime() - t0;
-            write_eval(&evals, s.step, elapsed, &r);
+            if (log_st == TD_OK) log_st = write_eval(&evals, s.step, elapsed, &r, &err);
+            logged = true;
             td_log(&dist, "eval at step %lld: mlm loss %.4f acc %.4f, nsp loss %.4f acc %.4f (%lld sequences)",
                    (long long)s.step, r.mlm_loss, r.mlm_acc, r.nsp_loss, r.nsp_acc,
                    (long long)r.sequences);
+        }
+        if (logged && (st = rank0_wrote(&dist, log_st, "metrics.jsonl or eval.jsonl", &err)) != TD_OK) {
+            write_failed = st == TD_ERR_IO;
+            break;
+        }
+        if (bad_steps >= cfg.train.max_bad_steps) {
+            st = stop_diverged(&tr, bad_steps, &err);
+            break;
         }
         /* every rank learns of a signal to any rank at the same step, and
          * which one: Slurm signals the tasks one by one, so some ranks may
@@ -436,7 +460,10 @@ int td_cmd_train(int argc, char **argv)
             td_log(&dist, "no checkpoint at step %lld: the last %lld step%s not finite", (long long)s.step,
                    (long long)bad_steps, bad_steps > 1 ? "s were" : " was");
         } else if (ckpt_due || last || stopped) {
-            if ((st = td_trainer_save(&tr, &err)) != TD_OK) break;
+            if ((st = td_trainer_save(&tr, &err)) != TD_OK) {
+                write_failed = st == TD_ERR_IO;
+                break;
+            }
             td_log(&dist, "checkpoint at step %lld", (long long)s.step);
             /* nothing follows the last step to vouch for it */
             if (last && (st = td_trainer_confirm_checkpoint(&tr, &err)) != TD_OK) break;
@@ -458,12 +485,16 @@ int td_cmd_train(int argc, char **argv)
     tr.watchdog = NULL;
     if (st != TD_OK) {
         fprintf(stderr, "tokdrop: rank %d: %s\n", dist.rank, err.msg);
-        exit_code = TD_EXIT_FAILURE;
+        exit_code = write_failed ? TD_EXIT_IOERR : TD_EXIT_FAILURE;
+        if (write_failed && dist.rank == 0)
+            fprintf(stderr, "tokdrop: could not write to the run directory %s: free space there (or mend the "
+                    "I/O error) and run the same command again; it resumes from the newest checkpoint "
+                    "(exit status %d)\n", cfg.run.dir, TD_EXIT_IOERR);
     }
     td_jsonl_close(&metrics);
     td_jsonl_close(&evals);
     /* failed before it updated anything: leave no half-made run directory */
-    if (exit_code == TD_EXIT_FAILURE && updates == 0) created_remove(&created);
+    if (exit_code != TD_EXIT_OK && updates == 0) created_remove(&created);
     created_free(&created);
     td_trainer_free(&tr);
     td_dist_finalize(&dist);

@@ -3,6 +3,7 @@
  * and reads every HDF5 file of ours is made of. */
 #include "formats/h5util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,12 @@ static herr_t why_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
     td_h5_why *w = data;
     if (!e->desc) return 0;
-    if (n == 0) snprintf(w->desc, sizeof(w->desc), "%s", e->desc);
+    if (n == 0) {
+        snprintf(w->desc, sizeof(w->desc), "%s", e->desc);
+        /* our messages are one line; some of HDF5's span several */
+        for (char *c = w->desc; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' ';
+    }
     if (strstr(e->desc, "truncated")) w->truncated = true;
     return 0;
 }
@@ -58,9 +64,104 @@ void td_h5_close_id(hid_t id, herr_t (*close_fn)(hid_t))
 
 /* ---- writing ------------------------------------------------------------------ */
 
+/* The file a writer builds, in memory: the core driver (no backing store)
+ * keeps the whole file in one buffer that it grows through these
+ * callbacks, so HDF5 itself never writes to disk. A full disk (or any
+ * other write error) then cannot make H5Fclose fail: HDF5 1.10 leaves the
+ * id of a file whose close failed in its tables, pointing at freed memory,
+ * and its clean-up at exit crashes on it (SIGSEGV, or "infinite loop
+ * closing library"). The file reaches the disk through fs.h instead, whose
+ * errors are ours to report. */
+struct td_h5_image {
+    unsigned char *buf;
+    size_t n_bytes;   /* the file's size: the driver's end of file */
+    size_t capacity;  /* of buf */
+    bool released;    /* the driver let go of buf at H5Fclose: ours to write and free */
+};
+
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    (void)op;
+    (void)udata;
+    return malloc(size);
+}
+
+static void *image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
+                          void *udata)
+{
+    (void)op;
+    (void)udata;
+    return memcpy(dest, src, size);
+}
+
+/* The driver asks for exactly its new end of file (its increment is 1);
+ * the buffer grows geometrically, so that a file written in many pieces
+ * is not copied once per piece. */
+static void *image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    (void)op;
+    struct td_h5_image *im = udata;
+    if (ptr != im->buf) return realloc(ptr, size); /* not the file's buffer */
+    if (size > im->capacity) {
+        size_t cap = im->capacity > SIZE_MAX / 2 ? size : im->capacity * 2;
+        if (cap < size) cap = size;
+        if (cap < 4096) cap = 4096;
+        unsigned char *p = realloc(im->buf, cap);
+        if (!p) return NULL;
+        im->buf = p;
+        im->capacity = cap;
+    }
+    im->n_bytes = size;
+    return im->buf;
+}
+
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata)
+{
+    (void)op;
+    struct td_h5_image *im = udata;
+    if (ptr && ptr == im->buf)
+        im->released = true;
+    else
+        free(ptr);
+    return 0;
+}
+
+/* The image outlives every property list that names it. */
+static void *image_udata_copy(void *udata)
+{
+    return udata;
+}
+
+static herr_t image_udata_free(void *udata)
+{
+    (void)udata;
+    return 0;
+}
+
+static td_status fill_image(FILE *f, const void *ctx, td_error *err)
+{
+    (void)err; /* a failed fwrite is seen by td_fs_write_atomic through ferror */
+    const struct td_h5_image *im = ctx;
+    if (im->n_bytes > 0) fwrite(im->buf, 1, im->n_bytes, f);
+    return TD_OK;
+}
+
 static void w_fail(td_h5_writer *w, const char *what, const char *call, int line)
 {
-    if (w->st == TD_OK) w->st = td_h5_fail(w->err, w->tmp, what, call, __FILE__, line);
+    if (w->st == TD_OK) w->st = td_h5_fail(w->err, w->path, what, call, __FILE__, line);
+}
+
+/* fapl (or the default) with the file built in memory, in im. */
+static hid_t image_fapl(hid_t fapl, struct td_h5_image *im)
+{
+    hid_t f = fapl == H5P_DEFAULT ? H5Pcreate(H5P_FILE_ACCESS) : H5Pcopy(fapl);
+    H5FD_file_image_callbacks_t cb = {image_malloc,     image_memcpy,     image_realloc, image_free,
+                                      image_udata_copy, image_udata_free, im};
+    if (f >= 0 && (H5Pset_fapl_core(f, 1, 0) < 0 || H5Pset_file_image_callbacks(f, &cb) < 0)) {
+        H5Pclose(f);
+        f = -1;
+    }
+    return f;
 }
 
 td_status td_h5_writer_create(td_h5_writer *w, const char *path, hid_t fapl, td_error *err)
@@ -68,28 +169,42 @@ td_status td_h5_writer_create(td_h5_writer *w, const char *path, hid_t fapl, td_
     *w = (td_h5_writer){.file = -1, .lcpl = H5P_DEFAULT, .cset = H5T_CSET_ASCII, .err = err};
     size_t n = strlen(path);
     w->path = memcpy(td_xmalloc(n + 1), path, n + 1);
-    w->tmp = td_fs_tmp_path(path);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (w->file < 0) {
-        w_fail(w, "file", "H5Fcreate", __LINE__);
-        td_fs_discard(w->tmp);
+    w->image = td_xcalloc(1, sizeof(*w->image));
+    /* The core driver reads a file of the name it is given, if there is
+     * one, before it truncates it: the temporary name, whose leftover from
+     * an interrupted write goes first, is one that holds nothing of value. */
+    char *tmp = td_fs_tmp_path(path);
+    td_fs_discard(tmp);
+    hid_t f = image_fapl(fapl, w->image);
+    if (f < 0) {
+        w_fail(w, "file", "H5Pset_fapl_core/H5Pset_file_image_callbacks", __LINE__);
+    } else {
+        w->file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, f);
+        if (w->file < 0) w_fail(w, "file", "H5Fcreate", __LINE__);
+        H5Pclose(f);
     }
+    free(tmp);
     return w->st;
 }
 
 td_status td_h5_writer_close(td_h5_writer *w)
 {
+    struct td_h5_image *im = w->image;
     if (w->file >= 0) {
+        /* in memory: fails only for want of memory */
         if (H5Fclose(w->file) < 0) w_fail(w, "file", "H5Fclose", __LINE__);
-        if (w->st == TD_OK)
-            w->st = td_fs_commit(w->tmp, w->path, w->err);
-        else
-            td_fs_discard(w->tmp);
+        if (w->st == TD_OK && !im->released)
+            w->st = td_error_set(w->err, TD_ERR_IO, "%s: HDF5 closed the file but kept its image",
+                                 w->path);
+        if (w->st == TD_OK) w->st = td_fs_write_atomic(w->path, fill_image, im, w->err);
     }
     w->file = -1;
+    /* a buffer HDF5 still holds (its close failed) is not ours to free */
+    if (im && (im->released || !im->buf)) free(im->buf);
+    free(im);
     free(w->path);
-    free(w->tmp);
-    w->path = w->tmp = NULL;
+    w->image = NULL;
+    w->path = NULL;
     return w->st;
 }
 

@@ -56,25 +56,31 @@ void td_h5_quiet_end(td_h5_quiet q);
 void td_h5_close_id(hid_t id, herr_t (*close_fn)(hid_t));
 
 /* ---- writing ---------------------------------------------------------------
- * A file written atomically (fs.h): created at its temporary name, written,
- * closed, then committed (fsync, rename, directory fsync) or removed. The
+ * A file written atomically (fs.h). HDF5 builds it in memory (the core
+ * driver, h5util.c says why); td_h5_writer_close writes it to a temporary
+ * name, fsyncs and renames it, or removes the temporary file and leaves
+ * path untouched. A file needs its size in memory while it is written. The
  * first failure sticks and later writes are skipped, so a writer makes its
  * calls in a row and looks at the status once, at td_h5_writer_close.
- * Messages name the temporary file (the one being written). */
+ * HDF5's messages name path (the file being written). */
+struct td_h5_image;
 typedef struct {
     hid_t file;
-    char *path, *tmp;  /* final name, temporary name */
+    char *path;        /* the final name */
+    struct td_h5_image *image; /* the file in memory (h5util.c) */
     hid_t lcpl;        /* link creation of datasets: H5P_DEFAULT unless set */
     H5T_cset_t cset;   /* of string attributes: H5T_CSET_ASCII unless set */
     td_status st;
     td_error *err;
 } td_h5_writer;
 
-/* Creates path's temporary file with fapl (H5P_DEFAULT or the caller's). */
+/* Starts the file with fapl's properties (H5P_DEFAULT or the caller's;
+ * its driver is replaced). */
 td_status td_h5_writer_create(td_h5_writer *w, const char *path, hid_t fapl, td_error *err);
 
-/* Closes the file and commits it when everything succeeded, otherwise
- * removes it; returns the first failure. */
+/* Closes the file and, when everything succeeded, writes it to path
+ * atomically; returns the first failure (a write error names the file,
+ * its temporary name and strerror's reason). */
 td_status td_h5_writer_close(td_h5_writer *w);
 
 /* Scalar attributes of the root: a fixed-length string, or a number stored

@@ -33,10 +33,11 @@
  * not worth resuming from. Files are written in the HDF5 1.8 object formats,
  * whose metadata carries checksums of its own.
  *
- * Writing goes to DIR/.ckpt-<step>.h5.tmp, which is closed, fsynced and
- * renamed to DIR/ckpt-<step>.h5 before the directory is fsynced (fs.h), so
- * a crash at any point leaves either the old set of checkpoints or the new
- * one. */
+ * Writing: HDF5 builds the file in memory (h5util.h), which then goes to
+ * DIR/.ckpt-<step>.h5.tmp, is fsynced and renamed to DIR/ckpt-<step>.h5
+ * before the directory is fsynced (fs.h), so a crash at any point leaves
+ * either the old set of checkpoints or the new one, and a failed write (a
+ * full disk) removes the temporary file and leaves the old set as it was. */
 #include "tokdrop/train/ckpt.h"
 
 #include <errno.h>
@@ -317,7 +318,7 @@ static void w_group(ckpt_writer *w, const char *name)
     if (w->h5.st != TD_OK) return;
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
     if (gcpl < 0 || H5Pset_link_phase_change(gcpl, 65535, 65535) < 0)
-        w->h5.st = td_h5_fail(w->h5.err, w->h5.tmp, name, "H5Pcreate/H5Pset_link_phase_change",
+        w->h5.st = td_h5_fail(w->h5.err, w->h5.path, name, "H5Pcreate/H5Pset_link_phase_change",
                               __FILE__, __LINE__);
     else
         td_h5_write_group(&w->h5, name, gcpl);
@@ -495,6 +496,24 @@ td_status td_ckpt_set_aside(const char *dir, int64_t step, const char *suffix, c
     return st;
 }
 
+/* Adds to the message of a failed write what it left: the checkpoints
+ * already in dir, untouched (prune runs only after a successful write). */
+static void note_untouched(const char *dir, td_error *err)
+{
+    ckpt_entry *e;
+    int64_t n;
+    bool missing;
+    if (!err || list_ckpts(&e, &n, &missing, dir, NULL) != TD_OK) return;
+    char msg[TD_ERROR_MSG_LEN];
+    snprintf(msg, sizeof(msg), "%s", err->msg);
+    if (n > 0)
+        td_error_set(err, err->status, "%s; the checkpoints written before are intact, the newest is %s/%s",
+                     msg, dir, e[0].name);
+    else
+        td_error_set(err, err->status, "%s; no checkpoint was written before this one", msg);
+    free_entries(e, n);
+}
+
 td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err)
 {
     if (!dir || !dir[0] || !ckpt)
@@ -509,7 +528,10 @@ td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error
     ckpt_name(final_name, sizeof(final_name), ckpt->step);
     char *final = td_fs_join_alloc(dir, final_name);
     st = td_fs_mkdir_p(dir, NULL, NULL, err);
-    if (st == TD_OK) st = write_quietly(final, ckpt, sorted, err);
+    if (st == TD_OK) {
+        st = write_quietly(final, ckpt, sorted, err);
+        if (st != TD_OK) note_untouched(dir, err);
+    }
     if (st == TD_OK) st = prune(dir, final_name, ckpt->step, keep, err);
     free(final);
     free(sorted);

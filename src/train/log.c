@@ -22,11 +22,12 @@ void td_log(const td_dist *dist, const char *fmt, ...)
 
 td_status td_jsonl_open(td_jsonl *j, const td_dist *dist, const char *path, td_error *err)
 {
-    j->f = NULL;
-    j->row = NULL;
+    *j = (td_jsonl){0};
     if (dist && dist->rank != 0) return TD_OK;
     j->f = fopen(path, "a");
     if (!j->f) return td_error_set(err, TD_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
+    size_t n = strlen(path);
+    j->path = memcpy(td_xmalloc(n + 1), path, n + 1);
     return TD_OK;
 }
 
@@ -57,16 +58,22 @@ void td_jsonl_bool(td_jsonl *j, const char *key, bool value)
     if (j->row) td_json_set_bool(j->row, key, value);
 }
 
-void td_jsonl_end(td_jsonl *j)
+td_status td_jsonl_end(td_jsonl *j, td_error *err)
 {
-    if (!j->row) return;
+    if (!j->row) return TD_OK;
     char *line = td_json_dumps(j->row, TD_JSON_LINE, TD_JSONL_REAL_DIGITS);
-    fputs(line, j->f);
-    fputc('\n', j->f);
-    fflush(j->f);
+    errno = 0;
+    bool ok = fputs(line, j->f) >= 0 && fputc('\n', j->f) != EOF;
+    int e = errno;
+    if (fflush(j->f) != 0 && ok) ok = false, e = errno;
     free(line);
     td_json_free(j->row);
     j->row = NULL;
+    if (ok) return TD_OK;
+    /* the part of the line that got out is a torn last line, which
+     * td_jsonl_keep_steps drops when the run resumes */
+    return td_error_set(err, TD_ERR_IO, "%s: cannot append a row: %s", j->path,
+                        e ? strerror(e) : "write error");
 }
 
 void td_jsonl_close(td_jsonl *j)
@@ -75,6 +82,8 @@ void td_jsonl_close(td_jsonl *j)
     j->f = NULL;
     td_json_free(j->row);
     j->row = NULL;
+    free(j->path);
+    j->path = NULL;
 }
 
 /* The lines td_jsonl_keep_steps keeps: [start, end) ranges of a buffer. */

@@ -18,6 +18,11 @@ td_cli_test(cli_mpi_failures mpi_failures.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXE
 # Non-finite steps: skipped and logged, train.max_bad_steps in a row stop the
 # run, and the checkpoint before them is set aside.
 td_cli_test(cli_divergence divergence.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
+# A full disk under run.dir (a small tmpfs; root only, else skipped with 77):
+# exit 74 on every rank, no crash, no temporary file, the newest checkpoint
+# intact and resumed from once there is room.
+td_cli_test(cli_disk_full disk_full.sh $<TARGET_FILE:tokdrop-bin> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(cli_disk_full PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 
 # cluster/plot.sh on made-up run directories: a PNG from valid runs, clear
 # errors for a missing run directory, an empty or malformed metrics.jsonl.

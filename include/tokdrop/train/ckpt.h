@@ -34,7 +34,10 @@ typedef struct {
 } td_ckpt;
 
 /* Writes DIR/ckpt-<step 8 digits>.h5 (creating DIR), via DIR/.ckpt-<step>.h5.tmp,
- * fsync and rename, then removes all but the newest `keep` checkpoints. */
+ * fsync and rename, then removes all but the newest `keep` checkpoints. The
+ * file is built in memory first (its size, on rank 0). A failed write (a
+ * full disk: TD_ERR_IO, strerror's reason) leaves no temporary file and the
+ * checkpoints already in DIR as they were; its message names the newest. */
 td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error *err);
 
 /* Removes all but the newest `keep` checkpoints up to ckpt-<step>, and any

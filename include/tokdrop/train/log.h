@@ -19,6 +19,7 @@ void td_log(const td_dist *dist, const char *fmt, ...) __attribute__((format(pri
  * infinity as null). */
 typedef struct {
     FILE *f;
+    char *path;
     td_json *row;
 } td_jsonl;
 
@@ -28,7 +29,9 @@ void td_jsonl_int(td_jsonl *j, const char *key, long long value);
 void td_jsonl_num(td_jsonl *j, const char *key, double value);
 void td_jsonl_str(td_jsonl *j, const char *key, const char *value);
 void td_jsonl_bool(td_jsonl *j, const char *key, bool value);
-void td_jsonl_end(td_jsonl *j); /* writes the line and flushes */
+/* Writes the row as one line and flushes it; a failed write (a full disk)
+ * is TD_ERR_IO naming the file and the reason. */
+td_status td_jsonl_end(td_jsonl *j, td_error *err);
 void td_jsonl_close(td_jsonl *j);
 
 /* Digits of the reals in metrics.jsonl, eval.jsonl and `tokdrop eval`. */
