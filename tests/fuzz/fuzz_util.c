@@ -1,6 +1,7 @@
 /* Shared by the fuzz harnesses: scratch files and the input byte reader. */
 #include "fuzz_util.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +68,11 @@ void fz_check_error(td_status st, const td_error *err, const char *call)
     if (verbose < 0) verbose = getenv("FUZZ_VERBOSE") != NULL;
     if (verbose) fprintf(stderr, "%s: %s\n", call, st == TD_OK ? "ok" : err->msg);
     if (st == TD_OK) return;
-    if (err->msg[0] == '\0' || strchr(err->msg, '\n')) {
+    bool control = false;
+    for (const char *p = err->msg; *p; p++) control = control || (unsigned char)*p < 0x20;
+    if (err->msg[0] == '\0' || control) {
         fprintf(stderr, "fuzz: %s failed (status %d) with %s message: '%s'\n", call, (int)st,
-                err->msg[0] ? "a multi-line" : "no", err->msg);
+                err->msg[0] ? "a control character in its" : "no", err->msg);
         abort();
     }
 }

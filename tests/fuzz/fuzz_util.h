@@ -29,8 +29,8 @@ typedef struct {
 uint8_t fz_u8(fz_bytes *b);
 uint32_t fz_u32(fz_bytes *b); /* little-endian */
 
-/* A failed call must say why: aborts when st is not TD_OK and err holds no
- * message, or when the message is not one line. With FUZZ_VERBOSE set in
+/* A failed call must say why in one line: aborts when st is not TD_OK and
+ * err holds no message, or one with a control character (a newline). With FUZZ_VERBOSE set in
  * the environment, prints each call's outcome (to see what a seed reaches). */
 void fz_check_error(td_status st, const td_error *err, const char *call);
 
