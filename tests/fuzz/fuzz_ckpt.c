@@ -94,6 +94,27 @@ static bool write_ckpt(const char *path)
     return ok;
 }
 
+/* A checkpoint that reads holds what the harness wrote: every dataset the
+ * caller asked for, value for value (an F32 dataset that was not edited
+ * into another type holds its numbers as float). */
+static void check_values(const td_ckpt *c, bool ranks_match)
+{
+    if (!c->config_yaml || ranks_match != ((hsize_t)c->n_ranks == dsets[D_CURSORS].dims[0])) abort();
+    const float *blocks[3] = {c->params, c->m, c->v};
+    for (int k = 0; k < 3 * N_TENSORS; k++) {
+        const td_tensor_info *t = &table[k % N_TENSORS];
+        for (int64_t i = 0; blocks[k / N_TENSORS] && i < t->n_elems; i++)
+            if (blocks[k / N_TENSORS][t->offset + i] != (float)dsets[D_TENSORS + k].nums[i]) abort();
+    }
+    for (int64_t i = 0; i < c->V; i++)
+        if (c->importance[i] != (float)dsets[D_IMPORTANCE].nums[i]) abort();
+    const int64_t width = (int64_t)dsets[D_CURSORS].dims[1], *cur = dsets[D_CURSORS].nums;
+    for (int r = 0; ranks_match && r < c->n_ranks; r++)
+        if (c->cursors[r].epoch != cur[width * r] || c->cursors[r].index != cur[width * r + 1] ||
+            c->cursors[r].window != (width == 3 ? cur[width * r + 2] : 0))
+            abort();
+}
+
 /* Both readers, with the caller's expectations taken from flags. */
 static void read_ckpt(const char *path, uint8_t flags)
 {
@@ -118,7 +139,7 @@ static void read_ckpt(const char *path, uint8_t flags)
     bool ranks_match = false;
     st = td_ckpt_read(path, &want, &ranks_match, &err);
     fz_check_error(st, &err, "td_ckpt_read");
-    if (st == TD_OK && (!want.config_yaml || ranks_match != (n_ranks == N_RANKS))) abort();
+    if (st == TD_OK) check_values(&want, ranks_match);
     free(want.config_yaml);
     free(params);
     free(m);
