@@ -4,10 +4,8 @@
  * td_ckpt_read_config and td_ckpt_read, and the config text a resumed run
  * loads. The harness builds the file with HDF5 (see fuzz_h5.h): a valid
  * checkpoint of a 3-tensor model, then edits of its attributes, datasets
- * and groups, each a byte naming the object followed by the edit's bytes.
- * Raw fuzzing of HDF5 files finds crashes in HDF5's own decoder (ckpt.c's
- * w_group notes one), not ours to fix, so the file is always one that
- * HDF5 wrote. So that the checks after the checksum run too, the harness
+ * and groups, each a byte naming the object followed by the edit's bytes
+ * (fuzz_h5.h says why the file is built rather than mutated). So that the checks after the checksum run too, the harness
  * can set the checksum to the one the reader computes (flags bit 0). */
 #include <inttypes.h>
 #include <stdio.h>

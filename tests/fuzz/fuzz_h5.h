@@ -1,8 +1,12 @@
 /* What the HDF5 harnesses (fuzz_ckpt.c, fuzz_shard.c) share: they build
  * each input's file with HDF5 from a description that the fuzz bytes edit,
- * so that the file is always one HDF5 itself reads, and what is fuzzed is
- * our checks on what it returns (attributes and datasets of any type,
- * shape and value), not HDF5's own decoder. */
+ * so that what is fuzzed is our checks on what HDF5 returns (attributes
+ * and datasets of any type, shape and value), not HDF5's own decoder.
+ * Mutating the bytes of an HDF5 file tests mostly that decoder: in a
+ * 150 s trial on tests/data/ckpt-v1.h5 (30,000 inputs) HDF5's metadata
+ * checksums turned away nearly every mutant before our code saw it, and
+ * td_ckpt_read_config reached 120 coverage edges, against 438 for
+ * fuzz_ckpt in 60 s. */
 #ifndef TOKDROP_FUZZ_H5_H
 #define TOKDROP_FUZZ_H5_H
 

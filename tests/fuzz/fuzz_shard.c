@@ -4,8 +4,8 @@
  * td_data_token_counts. The harness builds the shard with HDF5 (see
  * fuzz_h5.h): a valid tokdrop-prep shard for a layout taken from the first
  * four bytes, then edits of its attributes and datasets (fz_obj_edit), each
- * a byte naming the object followed by the edit's bytes. Raw fuzzing of HDF5 files finds crashes in HDF5's own decoder
- * (not ours to fix), so the file is always one that HDF5 wrote. */
+ * a byte naming the object followed by the edit's bytes (fuzz_h5.h says
+ * why the file is built rather than mutated). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
