@@ -75,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     write_input(path, in_bytes.p, in_bytes.n, gzip);
     /* the text as the reader sees it: zlib reads a plain file as is */
     gzFile gz = gzopen(path, "rb");
+    if (!gz) abort();
     size_t cap = in_bytes.n * 4 + 64, n = 0;
     char *plain = malloc(cap);
     int got;
