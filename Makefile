@@ -18,7 +18,7 @@ CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=$(CC) \
 	$(if $(MPI_HOME),-DMPI_HOME=$(MPI_HOME)) $(if $(HDF5_ROOT),-DHDF5_ROOT=$(HDF5_ROOT)) \
 	$(if $(DNNL_ROOT),-DDNNL_ROOT=$(DNNL_ROOT))
 
-.PHONY: all deps configure build test demo bench bench-net bench-schedules install clean
+.PHONY: all deps configure build test fuzz demo bench bench-net bench-schedules install clean
 
 all: build
 
@@ -39,6 +39,14 @@ build:
 test: deps
 	$(MAKE) configure build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $$(nproc) --timeout 600
+
+# The libFuzzer harnesses of tests/fuzz (clang, ASan, UBSan; build tree
+# build-fuzz), each run for FUZZ_SECONDS; not part of make test, which
+# replays their seeds and regression inputs.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@cluster/deps.sh fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) MARCH=$(MARCH) tests/fuzz/run.sh
 
 demo: deps
 	$(MAKE) configure build

@@ -6,10 +6,13 @@
 # one-node Slurm (cluster/slurm-local.sh) and runs cluster/tokdrop.sbatch on
 # it with daemons of its own (Debian may start its system munged on install;
 # the test does not use it). tokdrop itself never needs them.
+# `deps.sh fuzz` (make fuzz) adds clang (libFuzzer, its sanitizers) and
+# libomp-dev (OpenMP under clang).
 set -u
 PKGS="cmake gcc make pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
 libyaml-dev libxxhash-dev libjansson-dev libdnnl-dev libcmocka-dev zlib1g-dev python3-torch python3-h5py python3-numpy python3.11-doc gnuplot-nox
 slurm-wlm munge"
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libomp-dev"
 
 missing=""
 for p in $PKGS; do

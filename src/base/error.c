@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tokdrop/base/report.h"
 
@@ -24,13 +25,36 @@ const char *td_status_str(td_status status)
     return "unknown status";
 }
 
+/* in as one line into out: the control characters of what a message
+ * quotes (a --set argument, a YAML key, a name read from a file) become
+ * \n, \r, \t or \xNN. Backslashes stay, so a message made from another
+ * one stays as it is. */
+static void one_line(char *out, size_t n_out, const char *in)
+{
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        char esc[8] = {(char)*p, '\0'};
+        if (*p == '\n') strcpy(esc, "\\n");
+        else if (*p == '\r') strcpy(esc, "\\r");
+        else if (*p == '\t') strcpy(esc, "\\t");
+        else if (*p < 0x20 || *p == 0x7f) snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        size_t n = strlen(esc);
+        if (k + n >= n_out) break;
+        memcpy(out + k, esc, n);
+        k += n;
+    }
+    out[k] = '\0';
+}
+
 td_status td_error_set(td_error *err, td_status status, const char *fmt, ...)
 {
     if (err) {
+        char msg[TD_ERROR_MSG_LEN];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        one_line(err->msg, sizeof(err->msg), msg);
         err->status = status;
     }
     return status;

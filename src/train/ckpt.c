@@ -569,14 +569,12 @@ static void r_mismatch(ckpt_reader *r, const char *fmt, ...) __attribute__((form
 static void r_mismatch(ckpt_reader *r, const char *fmt, ...)
 {
     if (r->mismatch_st != TD_OK) return;
-    r->mismatch_st = TD_ERR_FORMAT;
-    r->mismatch.status = TD_ERR_FORMAT;
-    int n = snprintf(r->mismatch.msg, sizeof(r->mismatch.msg), "%s: ", r->path);
-    if (n < 0 || (size_t)n >= sizeof(r->mismatch.msg)) return;
+    char body[TD_ERROR_MSG_LEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->mismatch.msg + n, sizeof(r->mismatch.msg) - (size_t)n, fmt, ap);
+    vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
+    r->mismatch_st = td_error_set(&r->mismatch, TD_ERR_FORMAT, "%s: %s", r->path, body);
 }
 
 static td_status r_open(ckpt_reader *r, td_error *err)

@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "base/fs.h"
+#include "tokdrop/base/utf8.h"
 
 /* ---- the key table ------------------------------------------------------- */
 
@@ -546,6 +547,10 @@ static td_status set_string(td_config *cfg, const key_spec *key, const char *tex
     if (strlen(text) != len)
         return fail_line(src, line_of(node), "%s.%s: the string contains a NUL character", key->section,
                          key->name);
+    size_t bad = td_utf8_validate((const unsigned char *)text, len);
+    if (bad != len) /* from --set: a YAML file is UTF-8, and config.yaml must read back */
+        return fail_line(src, line_of(node), "%s.%s: the string is not UTF-8 (byte 0x%02x at byte %zu)",
+                         key->section, key->name, (unsigned char)text[bad], bad + 1);
     if (len >= key->size)
         return fail_line(src, line_of(node), "%s.%s: the string is %zu bytes long, at most %zu allowed",
                          key->section, key->name, len, key->size - 1);
@@ -573,6 +578,10 @@ static td_status add_token(td_token_ref *list, int *n, const key_spec *key, cons
         if (len == 0 || strlen(text) != len)
             return fail_line(src, line_of(node), "%s.%s[%d]: empty token string, or one with a NUL character",
                              key->section, key->name, *n);
+        size_t bad = td_utf8_validate((const unsigned char *)text, len);
+        if (bad != len)
+            return fail_line(src, line_of(node), "%s.%s[%d]: the token is not UTF-8 (byte 0x%02x at byte %zu)",
+                             key->section, key->name, *n, (unsigned char)text[bad], bad + 1);
         if (len >= TD_TOKEN_TEXT_LEN)
             return fail_line(src, line_of(node), "%s.%s[%d]: token '%.40s...' is %zu bytes long, at most %d allowed",
                              key->section, key->name, *n, text, len, TD_TOKEN_TEXT_LEN - 1);

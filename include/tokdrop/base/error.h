@@ -32,7 +32,9 @@ typedef struct {
 const char *td_status_str(td_status status);
 
 /* Records status and a printf-style message in err (which may be NULL) and
- * returns status, so callers can write `return td_error_set(err, ...)`. */
+ * returns status, so callers can write `return td_error_set(err, ...)`.
+ * The message is always one line: control characters in it (from quoted
+ * input) are written as \n, \r, \t or \xNN. */
 td_status td_error_set(td_error *err, td_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
