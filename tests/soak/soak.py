@@ -206,7 +206,7 @@ class Job:
         if len(self.ranks) < 2 and self.step > 0:
             self.ranks = find_ranks(self.p.pid)
             PIDS.update(self.ranks.values())
-        if self.ranks and now >= self.next_sample:
+        if len(self.ranks) == 2 and now >= self.next_sample:
             rss = {r: rss_kib(pid) for r, pid in self.ranks.items()}
             if all(v is not None for v in rss.values()):
                 self.samples.append((now - self.t0, self.step, rss))
@@ -539,7 +539,7 @@ def main():
         failures.append("RSS grew by %.2f / %.2f MiB (ranks 0 / 1) after the warm-up, bound %.1f MiB" % (
             rss["rank0"]["growth_mib"], rss["rank1"]["growth_mib"], a.rss_bound_mib))
     seg_peaks = [{"invocation": s["invocation"],
-                  "peak_mib": [max((x[2][r] for x in s["samples"]), default=0) / 1024.0 for r in (0, 1)]}
+                  "peak_mib": [max((x[2].get(r, 0) for x in s["samples"]), default=0) / 1024.0 for r in (0, 1)]}
                  for s in seg_samples]
     tmp_left = [n for n in os.listdir(os.path.join(inter_dir, "checkpoints")) if n.endswith(".tmp")]
     shm_new = sorted(set(os.listdir("/dev/shm")) - set(shm_before))
@@ -571,10 +571,10 @@ def main():
                   "range after warm-up %.2f-%.2f MiB, slope %+.3f MiB/1000 steps" % (
                       r, x["warmup_median_mib"], x["end_median_mib"], x["growth_mib"], a.rss_bound_mib,
                       x["min_after_warmup_mib"], x["max_after_warmup_mib"], x["slope_mib_per_1000_steps"]))
-    print("soak: interrupted-run peaks per invocation: %.1f-%.1f MiB (rank 0), %.1f-%.1f MiB (rank 1)" % (
-        min(p["peak_mib"][0] for p in seg_peaks if p["peak_mib"][0]),
-        max(p["peak_mib"][0] for p in seg_peaks), min(p["peak_mib"][1] for p in seg_peaks if p["peak_mib"][1]),
-        max(p["peak_mib"][1] for p in seg_peaks)))
+    peaks = [[p["peak_mib"][r] for p in seg_peaks if p["peak_mib"][r]] for r in (0, 1)]
+    if all(peaks):
+        print("soak: RSS peaks of the interrupted run's invocations: %.1f-%.1f MiB (rank 0), "
+              "%.1f-%.1f MiB (rank 1)" % (min(peaks[0]), max(peaks[0]), min(peaks[1]), max(peaks[1])))
     print("soak: metrics.jsonl of the interrupted run: %d rows%s" % (
         n_rows, ", steps 1..%d once each" % a.steps if not any("metrics.jsonl" in b for b in bad) else ""))
     print("soak: compared %s: %s" % (compared, "identical" if not bad else "DIFFERENT"))
