@@ -264,7 +264,7 @@ static td_status list_ckpts(ckpt_entry **out, int64_t *n_out, bool *missing, con
     char **names;
     int64_t n_names;
     td_status st = td_fs_list(dir, &names, &n_names, missing, err);
-    if (st != TD_OK) return st;
+    if (st != TD_OK || *missing) return st; /* nothing listed, nothing to free */
     ckpt_entry *e = td_xcalloc((size_t)n_names + 1, sizeof(*e));
     int64_t n = 0;
     for (int64_t i = 0; i < n_names; i++) {
