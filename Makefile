@@ -67,7 +67,7 @@ bench-schedules: deps
 	$(MAKE) configure build
 	bench/schedules.py $(BUILD_DIR) $(SCHEDULE_ARGS)
 
-# Soak test, not part of `make test` (about 20-25 minutes at 10,000 steps):
+# Soak test, not part of `make test` (about 30 minutes at 10,000 steps):
 # bert-tiny on 2 ranks stopped and killed every few hundred steps must end
 # bit-identical to an uninterrupted run, with flat resident memory
 # (tests/soak/soak.py; SOAK_ARGS="--rss-bound-mib 4 --work DIR --out FILE").
