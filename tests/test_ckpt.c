@@ -581,6 +581,15 @@ static void test_missing_dir_and_tmp(void **unused)
     char listing[1024];
     list_dir(listing, sizeof(listing), base);
     assert_string_equal(listing, "ckpt-00000200.h5 ckpt-00000300.h5");
+    /* one of a step that is not written again (a killed stop checkpoint)
+     * goes with the next write; other hidden files stay */
+    snprintf(tmp, sizeof(tmp), "%s/.ckpt-00000333.h5.tmp", base);
+    write_bytes(tmp, "partial", 7);
+    snprintf(tmp, sizeof(tmp), "%s/.notes.tmp", base);
+    write_bytes(tmp, "mine", 4);
+    write_step(base, 400, 3);
+    list_dir(listing, sizeof(listing), base);
+    assert_string_equal(listing, ".notes.tmp ckpt-00000200.h5 ckpt-00000300.h5 ckpt-00000400.h5");
     /* a buffer too small for the path is an error */
     char tiny[8];
     assert_int_equal(td_ckpt_find_latest(base, tiny, sizeof(tiny), NULL, NULL, &err), TD_ERR_ARG);

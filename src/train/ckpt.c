@@ -387,6 +387,30 @@ static td_status write_file(const char *path, const td_ckpt *c, const td_tensor_
     return td_h5_writer_close(&w.h5);
 }
 
+/* Leftovers of writes that were killed (.ckpt-<step>.h5.tmp): only rank 0
+ * writes, and only one checkpoint at a time, so once a write has finished
+ * any such file in dir is stale; one of a step that is never written again
+ * (a stop checkpoint) would otherwise stay for good. */
+static void remove_stale_tmp(const char *dir)
+{
+    char **names;
+    int64_t n_names;
+    bool missing;
+    if (td_fs_list(dir, &names, &n_names, &missing, NULL) != TD_OK) return;
+    for (int64_t i = 0; i < n_names; i++) {
+        int64_t step;
+        size_t n = strlen(names[i]);
+        if (names[i][0] != '.' || n < 5 || strcmp(names[i] + n - 4, ".tmp") != 0) continue;
+        names[i][n - 4] = '\0';
+        if (!parse_ckpt_name(names[i] + 1, &step)) continue;
+        names[i][n - 4] = '.';
+        char *p = td_fs_join_alloc(dir, names[i]);
+        unlink(p);
+        free(p);
+    }
+    td_fs_list_free(names, n_names);
+}
+
 /* Removes all but the newest `keep` checkpoints, the one just written always
  * among them. Files with a larger step than it are from a timeline that was
  * abandoned (resume skipped them as corrupt): left in place, the next resume
@@ -533,6 +557,7 @@ td_status td_ckpt_write(const char *dir, const td_ckpt *ckpt, int keep, td_error
         if (st != TD_OK) note_untouched(dir, err);
     }
     if (st == TD_OK) st = prune(dir, final_name, ckpt->step, keep, err);
+    if (st == TD_OK) remove_stale_tmp(dir);
     free(final);
     free(sorted);
     return st;
